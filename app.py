@@ -1,0 +1,128 @@
+"""Klaxon's Chalice app: routes and event handlers only; the domain lives in chalicelib/."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from chalice import Chalice, Response
+
+from chalicelib.config import settings
+from chalicelib.counters.service import read_series
+from chalicelib.ingest import webhooks
+from chalicelib.ingest.pipeline import process_batch
+
+app = Chalice(app_name="klaxon")
+logger = Logger(service="klaxon")
+
+JSON = ["application/json"]
+
+
+def _error(status: int, reason: str) -> Response:
+    return Response(body={"error": reason}, status_code=status, headers={"Content-Type": "application/json"})
+
+
+def _raw_body() -> bytes:
+    return app.current_request.raw_body or b""
+
+
+def _query() -> dict[str, str]:
+    return dict(app.current_request.query_params or {})
+
+
+def _webhook(accept: Any) -> Response:
+    request = app.current_request
+    try:
+        accepted = accept(_raw_body(), request.headers)
+    except webhooks.WebhookRejected as exc:
+        logger.info("webhook rejected", extra={"path": request.path, "status": exc.status, "reason": exc.reason})
+        return _error(exc.status, exc.reason)
+    return Response(body=accepted.as_dict(), status_code=200)
+
+
+@app.route("/health", methods=["GET"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.route("/webhooks/x", methods=["GET"])
+def x_crc() -> Response:
+    try:
+        return Response(body=webhooks.x_challenge(_query()), status_code=200)
+    except webhooks.WebhookRejected as exc:
+        return _error(exc.status, exc.reason)
+
+
+@app.route("/webhooks/x", methods=["POST"], content_types=JSON)
+def x_events() -> Response:
+    return _webhook(webhooks.accept_x)
+
+
+@app.route("/webhooks/meta", methods=["GET"])
+def meta_verify() -> Response:
+    try:
+        challenge = webhooks.meta_challenge(_query())
+    except webhooks.WebhookRejected as exc:
+        return _error(exc.status, exc.reason)
+    return Response(body=challenge, status_code=200, headers={"Content-Type": "text/plain"})
+
+
+@app.route("/webhooks/meta", methods=["POST"], content_types=JSON)
+def meta_events() -> Response:
+    return _webhook(webhooks.accept_meta)
+
+
+@app.route("/webhooks/generic", methods=["POST"], content_types=JSON)
+def generic_events() -> Response:
+    return _webhook(webhooks.accept_generic)
+
+
+def _authorised() -> bool:
+    supplied = (app.current_request.headers or {}).get("x-api-key") or ""
+    return hmac.compare_digest(supplied.encode("utf-8", "replace"), settings().api_key.encode())
+
+
+def _epoch(value: str | None, name: str) -> int:
+    if not value:
+        raise ValueError(f"{name} is required (ISO 8601 or epoch seconds)")
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{name} must be ISO 8601 or epoch seconds") from exc
+    if parsed.tzinfo is None:
+        raise ValueError(f"{name} must include a time zone (e.g. Z)")
+    return int(parsed.timestamp())
+
+
+@app.route("/brands/{brand}/counts", methods=["GET"])
+def brand_counts(brand: str) -> Response:
+    if not _authorised():
+        return _error(401, "missing or wrong x-api-key header")
+    params = _query()
+    try:
+        start = _epoch(params.get("from"), "from")
+        end = _epoch(params.get("to"), "to")
+        step = int(params.get("step", "60"))
+        points = read_series(brand, start=start, end=end, step=step)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return Response(
+        body={"brand": brand, "step": step, "points": [p.as_dict() for p in points]},
+        status_code=200,
+    )
+
+
+@app.on_sqs_message(queue="klaxon-mentions", batch_size=10, name="ingest")
+def ingest(event: Any) -> dict[str, Any]:
+    response, result = process_batch(event.to_dict())
+    logger.info(
+        "batch ingested",
+        extra={"counted": len(result.counted), "duplicates": result.duplicates, "failed": result.failed},
+    )
+    return response

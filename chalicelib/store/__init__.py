@@ -1,0 +1,1 @@
+"""Persistence: PynamoDB models and table set-up, in one place."""

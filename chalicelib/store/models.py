@@ -1,0 +1,159 @@
+"""PynamoDB models: the one place that knows table names, keys and attribute names.
+
+Two tables:
+- `<prefix>-mentions` (hash key `pk`): raw mentions (`m#<platform>#<id>`), the per-batch
+  ingest ledger (`batch#<token>`), seen webhook ids (`wh#<source>#<id>`) and per-brand
+  detector state (`detector#<brand>`). Items of
+  different kinds share the table because each is looked up by its exact key only.
+- `<prefix>-counters` (hash `pk` = `<brand>#<shard>`, range `minute` = epoch seconds of the
+  minute): per-minute counts, one numeric attribute per (sentiment, language).
+
+Every item carries `expires` (epoch seconds, the table's TTL attribute). DynamoDB deletes
+expired items lazily (up to days late) and moto never does, so readers treat an item whose
+`expires` has passed as absent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BinaryAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    VersionAttribute,
+)
+from pynamodb.models import Model
+
+from chalicelib.config import Settings, settings
+
+SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
+LANGUAGES: tuple[str, ...] = ("he", "en", "ar", "ru", "other")
+_SENTIMENT_SHORT = {"negative": "neg", "neutral": "neu", "positive": "pos"}
+
+
+def counter_attribute(sentiment: str, language: str) -> str:
+    """Name of the counter attribute for one (sentiment, language) cell, e.g. `neg_he`."""
+    return f"{_SENTIMENT_SHORT[sentiment]}_{language}"
+
+
+COUNTER_ATTRIBUTES: tuple[str, ...] = tuple(
+    counter_attribute(s, lang) for s in SENTIMENTS for lang in LANGUAGES
+)
+
+
+class _Base(Model):
+    class Meta:
+        table_name = "klaxon-unbound"
+        region = "us-east-1"
+        host: str | None = None
+
+
+class MentionItem(_Base):
+    """One accepted mention; `claim` names the ingest batch responsible for counting it."""
+
+    class Meta(_Base.Meta):
+        table_name = "klaxon-mentions"
+
+    pk = UnicodeAttribute(hash_key=True)
+    platform = UnicodeAttribute()
+    platform_id = UnicodeAttribute()
+    brands = ListAttribute(of=UnicodeAttribute)
+    text = UnicodeAttribute(null=True)
+    language = UnicodeAttribute()
+    sentiment = UnicodeAttribute()
+    author = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    url = UnicodeAttribute(null=True)
+    reply_to = UnicodeAttribute(null=True)
+    claim = UnicodeAttribute()
+    expires = NumberAttribute()
+
+
+class LedgerItem(_Base):
+    """Outcome of one ingest batch: `committed` (its counts landed) or `aborted` (they never will)."""
+
+    class Meta(_Base.Meta):
+        table_name = "klaxon-mentions"
+
+    pk = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute()
+    ids = BinaryAttribute(null=True, legacy_encoding=False)
+    expires = NumberAttribute()
+
+
+class SeenWebhookItem(_Base):
+    """A generic webhook id already accepted (Standard Webhooks deduplication)."""
+
+    class Meta(_Base.Meta):
+        table_name = "klaxon-mentions"
+
+    pk = UnicodeAttribute(hash_key=True)
+    expires = NumberAttribute()
+
+
+class _CounterBase(_Base):
+    class Meta(_Base.Meta):
+        table_name = "klaxon-counters"
+
+    pk = UnicodeAttribute(hash_key=True)
+    minute = NumberAttribute(range_key=True)
+    expires = NumberAttribute(null=True)
+
+
+# One declared numeric attribute per (sentiment, language) cell, so each can take an atomic
+# `ADD`; built with type() because PynamoDB collects attributes when the class is created.
+CounterItem: type[_CounterBase] = type(
+    "CounterItem",
+    (_CounterBase,),
+    {
+        "__doc__": "Per-minute counts for one brand and write shard.",
+        "__module__": __name__,
+        **{name: NumberAttribute(null=True) for name in COUNTER_ATTRIBUTES},
+    },
+)
+
+
+class DetectorStateItem(_Base):
+    """Per-brand spike-detector state; `version` gives optimistic locking between batches."""
+
+    class Meta(_Base.Meta):
+        table_name = "klaxon-mentions"
+
+    pk = UnicodeAttribute(hash_key=True)
+    state = BinaryAttribute(legacy_encoding=False)
+    version = VersionAttribute()
+    expires = NumberAttribute(null=True)
+
+
+MENTION_MODELS: tuple[type[Model], ...] = (MentionItem, LedgerItem, SeenWebhookItem, DetectorStateItem)
+COUNTER_MODELS: tuple[type[Model], ...] = (CounterItem,)
+ALL_MODELS: tuple[type[Model], ...] = MENTION_MODELS + COUNTER_MODELS
+
+_bound: Settings | None = None
+
+
+def bind(cfg: Settings | None = None) -> Settings:
+    """Point every model at the configured tables and endpoint (idempotent, cheap).
+
+    Called lazily by the services so importing this module never touches the network
+    and tests can re-point the models after changing the environment.
+    """
+    global _bound
+    cfg = cfg or settings()
+    if _bound is cfg:
+        return cfg
+    for model in ALL_MODELS:
+        model.Meta.table_name = cfg.mentions_table if model in MENTION_MODELS else cfg.counters_table
+        model.Meta.host = cfg.endpoint_url
+        model.Meta.region = cfg.region
+        model._connection = None  # type: ignore[attr-defined]
+    _bound = cfg
+    return cfg
+
+
+def raw_client() -> Any:
+    """The botocore client PynamoDB uses (for fault-injection hooks and capacity accounting)."""
+    bind()
+    return MentionItem._get_connection().connection.client

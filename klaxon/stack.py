@@ -1,0 +1,239 @@
+"""The embedded local stack: moto (DynamoDB + SQS) on loopback, tables, queues, routes, poller.
+
+Production code is unchanged locally: it reads `AWS_ENDPOINT_URL` like it would read any
+endpoint, and the poller invokes the same handler functions Lambda would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+DLQ_MAX_RECEIVES = 5
+VISIBILITY_TIMEOUT = 30
+
+
+class PortInUse(RuntimeError):
+    pass
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {LOOPBACK}:{port} after {timeout:.0f}s")
+
+
+def local_environment(moto_port: int) -> dict[str, str]:
+    """Environment that points boto3/botocore/PynamoDB at the local moto server."""
+    return {
+        "AWS_ENDPOINT_URL": f"http://{LOOPBACK}:{moto_port}",
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_NAMESPACE": "Klaxon",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
+def start_moto(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """moto's real HTTP server in its own process (its own GIL, like a real service)."""
+    if not port_free(port):
+        raise PortInUse(f"port {port} on {LOOPBACK} is taken; set KLAXON_MOTO_PORT to another port")
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+        stdout=out,
+        stderr=out,
+        env={**os.environ, "MOTO_CALL_RESET_API": "true"},
+    )
+    try:
+        wait_for_port(port)
+    except TimeoutError:
+        proc.kill()
+        raise
+    return proc
+
+
+def ensure_queues(queue_name: str) -> tuple[str, str]:
+    """Create the mention queue and its dead-letter queue (idempotent); returns their URLs."""
+    from chalicelib.ingest.queue import sqs_client
+
+    client = sqs_client()
+    dlq_url = client.create_queue(QueueName=f"{queue_name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})[
+        "QueueUrl"
+    ]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = client.create_queue(
+        QueueName=queue_name,
+        Attributes={
+            "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(DLQ_MAX_RECEIVES)}),
+        },
+    )["QueueUrl"]
+    return url, dlq_url
+
+
+def provision() -> tuple[str, str]:
+    """Tables and queues for the current environment's endpoint."""
+    from chalicelib.config import settings
+    from chalicelib.store.tables import ensure_tables
+
+    settings.cache_clear()
+    ensure_tables()
+    return ensure_queues(settings().queue_name)
+
+
+@dataclass
+class Stack:
+    """A running local stack; `stop()` ends everything it started."""
+
+    moto_port: int
+    http_port: int | None
+    queue_url: str
+    dlq_url: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    servers: list[Any] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.http_port}"
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for server in self.servers:
+            server.shutdown()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        for proc in self.processes:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _serve_routes(stack: Stack, port: int) -> None:
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    import app as chalice_app
+
+    server = create_local_server(chalice_app.app, Config(chalice_stage="local"), LOOPBACK, port)
+    server.server.daemon_threads = True
+    stack.servers.append(server.server)
+    thread = threading.Thread(target=server.server.serve_forever, name="routes", daemon=True)
+    thread.start()
+    stack.threads.append(thread)
+
+
+def _poll(stack: Stack) -> None:
+    """The SQS event source mapping: long-poll the queue and invoke the ingest handler."""
+    from chalice.test import Client
+
+    import app as chalice_app
+    from chalicelib.ingest.queue import sqs_client
+    from klaxon.lambda_sqs import DeliveryStats, deliver, queue_arn, receive
+
+    client = sqs_client()
+    arn = queue_arn(client, stack.queue_url)
+    stats = DeliveryStats()
+    with Client(chalice_app.app) as lambda_client:
+        while not stack.stopping.is_set():
+            try:
+                messages = receive(client, stack.queue_url, max_messages=10, wait_seconds=1)
+                deliver(client, stack.queue_url, arn, lambda m: lambda_client.lambda_.invoke("ingest", m), messages, stats)
+            except Exception as exc:  # keep polling through a moto hiccup, like Lambda would
+                print(f"poller: {exc}", file=sys.stderr)
+                time.sleep(1)
+
+
+def _schedule(stack: Stack) -> None:
+    """Call each `@app.schedule` handler at its rate, as EventBridge would."""
+    import app as chalice_app
+
+    jobs = []
+    for source in chalice_app.app.event_sources:
+        expression = getattr(source, "schedule_expression", None)
+        if expression is None:
+            continue
+        text = str(getattr(expression, "to_string", lambda: expression)())
+        seconds = _rate_seconds(text)
+        if seconds:
+            jobs.append([source.name, seconds, time.monotonic() + seconds])
+    while jobs and not stack.stopping.wait(0.5):
+        for job in jobs:
+            name, seconds, due = job
+            if time.monotonic() >= due:
+                job[2] = due + seconds
+                try:
+                    chalice_app.app.handler_map[name]({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+                except Exception as exc:
+                    print(f"scheduler: {name}: {exc}", file=sys.stderr)
+
+
+def _rate_seconds(expression: str) -> int | None:
+    if not expression.startswith("rate(") or not expression.endswith(")"):
+        return None
+    amount, _, unit = expression[5:-1].partition(" ")
+    scale = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+    return int(amount) * scale.get(unit, 0) or None
+
+
+@contextmanager
+def running(
+    *, moto_port: int | None = None, http_port: int | None = None, poller: bool = True, log: Path | None = None
+) -> Iterator[Stack]:
+    """Start moto, provision, serve routes (if `http_port`), run the poller and scheduler."""
+    moto_port = moto_port or free_port()
+    if http_port is not None and not port_free(http_port):
+        raise PortInUse(f"port {http_port} on {LOOPBACK} is taken; set KLAXON_PORT to another port")
+    proc = start_moto(moto_port, log)
+    os.environ.update(local_environment(moto_port))
+    stack = Stack(moto_port=moto_port, http_port=http_port, queue_url="", dlq_url="", processes=[proc])
+    try:
+        stack.queue_url, stack.dlq_url = provision()
+        if http_port is not None:
+            _serve_routes(stack, http_port)
+        if poller:
+            for target in (_poll, _schedule):
+                thread = threading.Thread(target=target, args=(stack,), name=target.__name__, daemon=True)
+                thread.start()
+                stack.threads.append(thread)
+        yield stack
+    finally:
+        stack.stop()
