@@ -87,6 +87,16 @@ def start_moto(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
     return proc
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5) -> None:
+    """Terminate, then kill if it lingers (moto's werkzeug threads can outlive SIGTERM)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 def ensure_queues(queue_name: str) -> tuple[str, str]:
     """Create the mention queue and its dead-letter queue (idempotent); returns their URLs."""
     from chalicelib.ingest.queue import sqs_client
@@ -140,11 +150,7 @@ class Stack:
         for thread in self.threads:
             thread.join(timeout=5)
         for proc in self.processes:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
 
 
 def _serve_routes(stack: Stack, port: int) -> None:

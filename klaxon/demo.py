@@ -1,0 +1,282 @@
+"""`klaxon demo`: replay four hours of mentions with a crisis at the end through the local stack.
+
+Everything goes over real HTTP to the Chalice routes with real platform signatures, through
+SQS (moto) and the ingest handler, exactly as in production. The stream is generated from a
+fixed seed: a daily-shaped baseline for two brands, then an outage at Acme Telecom whose
+negative mentions climb eightfold within ten minutes. Texts are in `demo_data/texts.json`,
+written for this project, in Hebrew and English. Some deliveries are sent twice, as platforms
+do when they retry, to show deduplication.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from klaxon.signing import meta_headers, standard_headers, x_headers
+
+TEXTS = json.loads((Path(__file__).parent / "demo_data" / "texts.json").read_text(encoding="utf-8"))
+MINUTES = 240
+CRISIS_START = 205
+SEED = 20261123
+RETRY_SHARE = 0.06
+
+BRANDS = {
+    "acme-telecom": {"x": "AcmeTelecom", "page": "104857600000001", "he": "אקמי", "en": "Acme Telecom", "rate": 6.0},
+    "golden-foods": {"x": "GoldenFoods", "page": "104857600000002", "he": "גולדן פודס", "en": "Golden Foods", "rate": 3.0},
+}
+
+
+@dataclass
+class Planned:
+    minute: int
+    brand: str
+    platform: str
+    language: str
+    sentiment: str
+    text: str
+    created_at: datetime
+    platform_id: str
+
+
+@dataclass
+class Tally:
+    deliveries: int = 0
+    retries: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    mentions: int = 0
+    by_minute: Counter[int] = field(default_factory=Counter)
+
+
+def plan_stream(start: datetime, rng: random.Random) -> list[Planned]:
+    """Mentions per minute: Poisson around a daily curve, plus the crisis negatives."""
+    out: list[Planned] = []
+    serial = 0
+    for minute in range(MINUTES):
+        hour_of_day = (start + timedelta(minutes=minute)).hour + minute % 60 / 60
+        daily = 1.0 + 0.35 * math.sin((hour_of_day - 9) / 24 * 2 * math.pi)
+        for brand, info in BRANDS.items():
+            base = info["rate"] * daily
+            crisis = 0.0
+            if brand == "acme-telecom" and minute >= CRISIS_START:
+                crisis = base * 0.25 * min(8.0, 1 + 7 * (minute - CRISIS_START) / 10)
+            for kind, rate in (("base", base), ("crisis", crisis)):
+                for _ in range(_poisson(rng, rate)):
+                    serial += 1
+                    language = "he" if rng.random() < 0.55 else "en"
+                    if kind == "crisis":
+                        sentiment = "negative"
+                    else:
+                        sentiment = rng.choices(["negative", "neutral", "positive"], [0.2, 0.45, 0.35])[0]
+                    platform = rng.choices(["x", "facebook", "generic"], [0.6, 0.28, 0.12])[0]
+                    name = f"@{info['x']}" if platform == "x" else str(info[language])
+                    text = rng.choice(TEXTS[language][sentiment]).replace("{brand}", name)
+                    created = start + timedelta(minutes=minute, seconds=rng.randrange(60))
+                    out.append(
+                        Planned(minute, brand, platform, language, sentiment, text, created, f"{1900000000000 + serial}")
+                    )
+    return out
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam <= 0:
+        return 0
+    limit, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def _x_body(items: list[Planned], rng: random.Random) -> bytes:
+    events = []
+    for m in items:
+        user = f"user{int(m.platform_id) % 997}"
+        events.append(
+            {
+                "id_str": m.platform_id,
+                "created_at": m.created_at.strftime("%a %b %d %H:%M:%S +0000 %Y"),
+                "text": m.text,
+                "user": {"id_str": str(10_000 + int(m.platform_id) % 997), "screen_name": user,
+                         "name": user.title(), "followers_count": rng.randrange(20, 5000)},
+                "entities": {"user_mentions": [{"screen_name": BRANDS[m.brand]["x"]}]},
+                "lang": m.language,
+            }
+        )
+    return json.dumps({"for_user_id": "2244994945", "tweet_create_events": events}, ensure_ascii=False).encode()
+
+
+def _meta_body(items: list[Planned]) -> bytes:
+    entries: dict[str, list[dict[str, Any]]] = {}
+    for m in items:
+        page = str(BRANDS[m.brand]["page"])
+        entries.setdefault(page, []).append(
+            {
+                "field": "feed",
+                "value": {
+                    "item": "comment",
+                    "verb": "add",
+                    "comment_id": f"{page}_{m.platform_id}",
+                    "post_id": f"{page}_1000",
+                    "parent_id": f"{page}_1000",
+                    "message": m.text,
+                    "from": {"id": str(20_000 + int(m.platform_id) % 991), "name": "Demo Commenter"},
+                    "created_time": int(m.created_at.timestamp()),
+                },
+            }
+        )
+    body = {"object": "page", "entry": [{"id": p, "time": int(time.time()), "changes": c} for p, c in entries.items()]}
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def _generic_body(items: list[Planned]) -> bytes:
+    mentions = [
+        {
+            "platform": "forum",
+            "id": m.platform_id,
+            "text": m.text,
+            "created_at": m.created_at.isoformat(),
+            "brands": [m.brand],
+            "author": {"handle": f"member{int(m.platform_id) % 89}"},
+        }
+        for m in items
+    ]
+    return json.dumps({"type": "mention.batch", "data": {"mentions": mentions}}, ensure_ascii=False).encode()
+
+
+def _post(base_url: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(base_url + path, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def send_minute(base_url: str, items: list[Planned], rng: random.Random, tally: Tally) -> None:
+    """One delivery per platform for this minute's mentions, signed as each platform signs."""
+    from chalicelib.config import settings
+
+    cfg = settings()
+    groups: dict[str, list[Planned]] = {}
+    for m in items:
+        groups.setdefault(m.platform, []).append(m)
+    for platform, group in groups.items():
+        if platform == "x":
+            path, body = "/webhooks/x", _x_body(group, rng)
+            headers = x_headers(cfg.x_consumer_secret, body)
+        elif platform == "facebook":
+            path, body = "/webhooks/meta", _meta_body(group)
+            headers = meta_headers(cfg.meta_app_secret, body)
+        else:
+            path, body = "/webhooks/generic", _generic_body(group)
+            headers = standard_headers(cfg.webhook_secret, body)
+        copies = 2 if rng.random() < RETRY_SHARE else 1
+        for _ in range(copies):
+            status, reply = _post(base_url, path, body, headers)
+            tally.deliveries += 1
+            if status == 200:
+                tally.accepted += 1
+            else:
+                tally.rejected += 1
+                print(f"  ! {path} answered {status}: {reply.get('error')}", file=sys.stderr)
+        tally.retries += copies - 1
+        tally.mentions += len(group)
+
+
+def _backpressure(queue_url: str, limit: int = 40) -> None:
+    """Keep the local queue short: moto's SQS slows down quadratically with queue depth."""
+    from chalicelib.ingest.queue import sqs_client
+
+    while True:
+        attrs = sqs_client().get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        if int(attrs["Attributes"]["ApproximateNumberOfMessages"]) <= limit:
+            return
+        time.sleep(0.2)
+
+
+def _get(base_url: str, path: str) -> dict[str, Any]:
+    from chalicelib.config import settings
+
+    request = urllib.request.Request(base_url + path, headers={"x-api-key": settings().api_key})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read()))
+
+
+def _series(base_url: str, brand: str, start: datetime) -> list[dict[str, Any]]:
+    end = start + timedelta(minutes=MINUTES + 1)
+    query = f"from={int(start.timestamp()) // 60 * 60}&to={int(end.timestamp())}&step=60"
+    return list(_get(base_url, f"/brands/{brand}/counts?{query}")["points"])
+
+
+def main(speed: float = 0.0) -> int:
+    from klaxon.stack import free_port, running
+
+    started = time.monotonic()
+    rng = random.Random(SEED)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = now - timedelta(minutes=MINUTES)
+    stream = plan_stream(start, rng)
+    print("Klaxon demo: starting the local stack (moto DynamoDB + SQS, Chalice routes, SQS poller) ...")
+    with running(http_port=free_port()) as stack:
+        print(f"  routes at {stack.base_url}; replaying {len(stream)} mentions over {MINUTES} simulated minutes")
+        tally = Tally()
+        by_minute: dict[int, list[Planned]] = {}
+        for m in stream:
+            by_minute.setdefault(m.minute, []).append(m)
+        for minute in range(MINUTES):
+            send_minute(stack.base_url, by_minute.get(minute, []), rng, tally)
+            _backpressure(stack.queue_url)
+            if minute % 30 == 29:
+                print(f"  t+{minute + 1:3d} min  deliveries {tally.deliveries:4d} (retries {tally.retries:2d})  "
+                      f"mentions sent {tally.mentions:5d}")
+            if speed:
+                time.sleep(speed)
+        expected = {b: sum(1 for m in stream if m.brand == b) for b in BRANDS}
+        print("  waiting for the ingest queue to drain ...")
+        deadline = time.monotonic() + 180
+        while True:
+            series = {b: _series(stack.base_url, b, start) for b in BRANDS}
+            counted = {b: sum(p["total"] for p in s) for b, s in series.items()}
+            if counted == expected or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        _summary(series, start, tally, expected, counted)
+        ok = counted == expected and tally.rejected == 0
+    print(f"demo finished in {time.monotonic() - started:.0f}s: {'OK' if ok else 'COUNT MISMATCH'}")
+    return 0 if ok else 1
+
+
+def _summary(
+    series: dict[str, list[dict[str, Any]]],
+    start: datetime,
+    tally: Tally,
+    expected: dict[str, int],
+    counted: dict[str, int],
+) -> None:
+    acme = series["acme-telecom"]
+    print("\nAcme Telecom, per minute (last 45 simulated minutes; # = 2 negative mentions):")
+    print("  minute (UTC)  total  neg  neu  pos   he   en")
+    for point in acme[-46:-1]:
+        bar = "#" * ((point["negative"] + 1) // 2)
+        print(f"  {point['start'][11:16]}        {point['total']:5d} {point['negative']:4d} {point['neutral']:4d} "
+              f"{point['positive']:4d} {point['languages']['he']:4d} {point['languages']['en']:4d}  {bar}")
+    print("\nTotals")
+    print(f"  webhook deliveries accepted: {tally.accepted} (of which platform retries: {tally.retries}; "
+          f"rejected: {tally.rejected})")
+    for brand in expected:
+        print(f"  {brand:14s} distinct mentions sent {expected[brand]:5d}   counted {counted[brand]:5d}   "
+              f"{'exact' if expected[brand] == counted[brand] else 'MISMATCH'}")
+    print(f"  duplicates from retried deliveries were dropped by the ingest ledger (stream started {start:%H:%M} UTC)")
