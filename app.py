@@ -17,7 +17,17 @@ from chalicelib.ingest.pipeline import process_batch
 app = Chalice(app_name="klaxon")
 logger = Logger(service="klaxon")
 
-JSON = ["application/json"]
+# Chalice answers unlisted content types itself with a non-JSON body; list the common ones and let
+# `_webhook` refuse anything that is not JSON with Klaxon's own {"error": ...} reply.
+JSON = [
+    "application/json",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "application/octet-stream",
+    "multipart/form-data",
+    "text/html",
+    "application/xml",
+]
 
 
 def _error(status: int, reason: str) -> Response:
@@ -34,6 +44,9 @@ def _query() -> dict[str, str]:
 
 def _webhook(accept: Any) -> Response:
     request = app.current_request
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        return _error(415, "Content-Type must be application/json")
     try:
         accepted = accept(_raw_body(), request.headers)
     except webhooks.WebhookRejected as exc:
@@ -84,13 +97,17 @@ def _authorised() -> bool:
     return hmac.compare_digest(supplied.encode("utf-8", "replace"), settings().api_key.encode())
 
 
+def _int_param(value: str, name: str) -> int:
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise ValueError(f"{name} must be a whole number of seconds")
+    return int(value)
+
+
 def _epoch(value: str | None, name: str) -> int:
     if not value:
         raise ValueError(f"{name} is required (ISO 8601 or epoch seconds)")
-    try:
+    if value.isascii() and value.isdigit() and len(value) <= 12:
         return int(value)
-    except ValueError:
-        pass
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -108,7 +125,7 @@ def brand_counts(brand: str) -> Response:
     try:
         start = _epoch(params.get("from"), "from")
         end = _epoch(params.get("to"), "to")
-        step = int(params.get("step", "60"))
+        step = _int_param(params.get("step", "60"), "step")
         points = read_series(brand, start=start, end=end, step=step)
     except ValueError as exc:
         return _error(400, str(exc))

@@ -27,9 +27,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 LANGS_TEXT = {
-    "en": ["@AcmeTelecom my internet is down again, third time this week",
-           "Anyone else with no signal from @AcmeTelecom in Tel Aviv?",
-           "Thanks @AcmeTelecom, the technician was great today"],
+    "en": [
+        "@AcmeTelecom my internet is down again, third time this week",
+        "Anyone else with no signal from @AcmeTelecom in Tel Aviv?",
+        "Thanks @AcmeTelecom, the technician was great today",
+    ],
     "he": ["אקמי שוב אין אינטרנט כבר שלוש שעות", "השירות של אקמי מעולה, תודה לנציג", "יש תקלה באקמי באזור המרכז?"],
 }
 
@@ -41,7 +43,7 @@ def _number_size(text: str) -> int:
 
 def attribute_size(value: dict[str, Any]) -> int:
     """Size of one DynamoDB attribute value, per the published item-size rules."""
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "S":
         return len(inner.encode("utf-8"))
     if kind == "N":
@@ -81,8 +83,9 @@ def build_mentions(n: int, brands: list[str], seed: int = 7) -> list[Any]:
                 platform="x",
                 platform_id=str(1_800_000_000_000_000 + i),
                 text=rng.choice(LANGS_TEXT[lang]),
-                author=Author(id=str(rng.randrange(10**9)), handle=f"user{rng.randrange(10**5)}",
-                              followers=rng.randrange(10**4)),
+                author=Author(
+                    id=str(rng.randrange(10**9)), handle=f"user{rng.randrange(10**5)}", followers=rng.randrange(10**4)
+                ),
                 created_at=start + timedelta(seconds=60 * i / per_minute + rng.random()),
                 url=f"https://x.com/i/status/{1_800_000_000_000_000 + i}",
                 brands=(rng.choice(brands),),
@@ -117,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
     import app
     from chalicelib.counters.service import read_series
     from chalicelib.ingest.queue import enqueue, sqs_client
-    from chalicelib.store.models import CounterItem, raw_client
+    from chalicelib.store.models import CounterItem, on_dynamodb
     from klaxon import stack as local_stack
     from klaxon.lambda_sqs import queue_arn, receive, to_event
 
@@ -126,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     brands = ["acme-telecom", "golden-foods"][: max(1, args.brands)]
     mentions = build_mentions(args.mentions, brands)
     # A tenth of the stream arrives twice, as platform retries do: priced, never counted twice.
-    replays = mentions[:: 10]
+    replays = mentions[::10]
     # Fed to the queue in slices: moto's SQS slows down quadratically with queue depth.
     stream = mentions + replays
     slices = [stream[i : i + 40] for i in range(0, len(stream), 40)]
@@ -134,7 +137,6 @@ def _run(args: argparse.Namespace) -> int:
 
     writes: list[tuple[str, int, float | None]] = []  # (operation, WCU by the rules, moto's figure)
     counter_updates: list[tuple[str, int]] = []
-    client = raw_client()
 
     def record(model: Any, params: dict[str, Any], **_: Any) -> None:
         params_ctx = params
@@ -161,8 +163,8 @@ def _run(args: argparse.Namespace) -> int:
         elif isinstance(capacity, list):
             moto_reported.extend(float(c.get("CapacityUnits") or 0) for c in capacity)
 
-    client.meta.events.register("provide-client-params.dynamodb", record)
-    client.meta.events.register("after-call.dynamodb", reported)
+    on_dynamodb("provide-client-params.dynamodb", record)
+    on_dynamodb("after-call.dynamodb", reported)
     bodies: list[str] = []
     handler_cpu = 0.0
     batches = 0
@@ -187,11 +189,13 @@ def _run(args: argparse.Namespace) -> int:
             failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
             done = [m for m in messages if m["MessageId"] not in failed]
             if done:
-                sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
+                sqs.delete_message_batch(
+                    QueueUrl=queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                )
     wall = time.perf_counter() - started
-    client.meta.events.unregister("provide-client-params.dynamodb", record)
-    client.meta.events.unregister("after-call.dynamodb", reported)
+    on_dynamodb("provide-client-params.dynamodb", record, remove=True)
+    on_dynamodb("after-call.dynamodb", reported, remove=True)
 
     # Price counter updates by the size of the item they wrote (its final size bounds every image).
     sizes: dict[tuple[str, int], int] = {}
@@ -216,25 +220,35 @@ def _run(args: argparse.Namespace) -> int:
     start = int(mentions[0].created_at.timestamp()) // 3600 * 3600
     end = int(mentions[-1].created_at.timestamp()) + 3600
     counted = sum(
-        int(p.as_dict()["total"]) for b in brands for p in read_series(b, start=start, end=end, step=3600)  # type: ignore[arg-type]
+        int(p.as_dict()["total"])
+        for b in brands
+        for p in read_series(b, start=start, end=end, step=3600)  # type: ignore[arg-type]
     )
     exact = counted == len(mentions)
-    print(f"ingest bench: {len(mentions)} distinct mentions (+{len(replays)} replayed copies), "
-          f"batch size {args.batch_size}, {len(brands)} brand(s), {batches} handler invocations, {wall:.1f}s wall")
+    print(
+        f"ingest bench: {len(mentions)} distinct mentions (+{len(replays)} replayed copies), "
+        f"batch size {args.batch_size}, {len(brands)} brand(s), {batches} handler invocations, {wall:.1f}s wall"
+    )
     print(f"  counted exactly: {exact} ({counted} counted, {len(mentions)} distinct)")
     print("  DynamoDB write capacity by DynamoDB's rules:")
     for op, units in sorted(by_op.items()):
         print(f"    {op:16s} {units:7d} WCU")
-    print(f"    total            {total_wcu:7d} WCU = {total_wcu / len(mentions):.3f} WCU per distinct mention "
-          f"(storing the mention alone: 1.000; target <= 1.5)")
+    print(
+        f"    total            {total_wcu:7d} WCU = {total_wcu / len(mentions):.3f} WCU per distinct mention "
+        f"(storing the mention alone: 1.000; target <= 1.5)"
+    )
     print(f"    (includes {duplicates_priced} failed conditional puts for replayed copies)")
     if moto_reported:
-        print(f"  moto's ReturnConsumedCapacity total: {sum(moto_reported):.0f} "
-              f"({sum(moto_reported) / len(mentions):.3f} per mention; moto does not price transactions)")
+        print(
+            f"  moto's ReturnConsumedCapacity total: {sum(moto_reported):.0f} "
+            f"({sum(moto_reported) / len(mentions):.3f} per mention; moto does not price transactions)"
+        )
     per_mention_us = handler_cpu / len(bodies) * 1e6
     json_us = json_cpu / len(bodies) * 1e6
-    print(f"  handler CPU per message: {per_mention_us:.0f} us; bare json.loads of the same body: {json_us:.2f} us; "
-          f"ratio {per_mention_us / json_us:.0f}x")
+    print(
+        f"  handler CPU per message: {per_mention_us:.0f} us; bare json.loads of the same body: {json_us:.2f} us; "
+        f"ratio {per_mention_us / json_us:.0f}x"
+    )
     return 0 if exact else 1
 
 

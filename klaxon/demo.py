@@ -33,7 +33,13 @@ RETRY_SHARE = 0.06
 
 BRANDS = {
     "acme-telecom": {"x": "AcmeTelecom", "page": "104857600000001", "he": "אקמי", "en": "Acme Telecom", "rate": 6.0},
-    "golden-foods": {"x": "GoldenFoods", "page": "104857600000002", "he": "גולדן פודס", "en": "Golden Foods", "rate": 3.0},
+    "golden-foods": {
+        "x": "GoldenFoods",
+        "page": "104857600000002",
+        "he": "גולדן פודס",
+        "en": "Golden Foods",
+        "rate": 3.0,
+    },
 }
 
 
@@ -84,7 +90,9 @@ def plan_stream(start: datetime, rng: random.Random) -> list[Planned]:
                     text = rng.choice(TEXTS[language][sentiment]).replace("{brand}", name)
                     created = start + timedelta(minutes=minute, seconds=rng.randrange(60))
                     out.append(
-                        Planned(minute, brand, platform, language, sentiment, text, created, f"{1900000000000 + serial}")
+                        Planned(
+                            minute, brand, platform, language, sentiment, text, created, f"{1900000000000 + serial}"
+                        )
                     )
     return out
 
@@ -109,8 +117,12 @@ def _x_body(items: list[Planned], rng: random.Random) -> bytes:
                 "id_str": m.platform_id,
                 "created_at": m.created_at.strftime("%a %b %d %H:%M:%S +0000 %Y"),
                 "text": m.text,
-                "user": {"id_str": str(10_000 + int(m.platform_id) % 997), "screen_name": user,
-                         "name": user.title(), "followers_count": rng.randrange(20, 5000)},
+                "user": {
+                    "id_str": str(10_000 + int(m.platform_id) % 997),
+                    "screen_name": user,
+                    "name": user.title(),
+                    "followers_count": rng.randrange(20, 5000),
+                },
                 "entities": {"user_mentions": [{"screen_name": BRANDS[m.brand]["x"]}]},
                 "lang": m.language,
             }
@@ -240,8 +252,10 @@ def main(speed: float = 0.0) -> int:
             send_minute(stack.base_url, by_minute.get(minute, []), rng, tally)
             _backpressure(stack.queue_url)
             if minute % 30 == 29:
-                print(f"  t+{minute + 1:3d} min  deliveries {tally.deliveries:4d} (retries {tally.retries:2d})  "
-                      f"mentions sent {tally.mentions:5d}")
+                print(
+                    f"  t+{minute + 1:3d} min  deliveries {tally.deliveries:4d} (retries {tally.retries:2d})  "
+                    f"mentions sent {tally.mentions:5d}"
+                )
             if speed:
                 time.sleep(speed)
         expected = {b: sum(1 for m in stream if m.brand == b) for b in BRANDS}
@@ -271,12 +285,18 @@ def _summary(
     print("  minute (UTC)  total  neg  neu  pos   he   en")
     for point in acme[-46:-1]:
         bar = "#" * ((point["negative"] + 1) // 2)
-        print(f"  {point['start'][11:16]}        {point['total']:5d} {point['negative']:4d} {point['neutral']:4d} "
-              f"{point['positive']:4d} {point['languages']['he']:4d} {point['languages']['en']:4d}  {bar}")
+        print(
+            f"  {point['start'][11:16]}        {point['total']:5d} {point['negative']:4d} {point['neutral']:4d} "
+            f"{point['positive']:4d} {point['languages']['he']:4d} {point['languages']['en']:4d}  {bar}"
+        )
     print("\nTotals")
-    print(f"  webhook deliveries accepted: {tally.accepted} (of which platform retries: {tally.retries}; "
-          f"rejected: {tally.rejected})")
+    print(
+        f"  webhook deliveries accepted: {tally.accepted} (of which platform retries: {tally.retries}; "
+        f"rejected: {tally.rejected})"
+    )
     for brand in expected:
-        print(f"  {brand:14s} distinct mentions sent {expected[brand]:5d}   counted {counted[brand]:5d}   "
-              f"{'exact' if expected[brand] == counted[brand] else 'MISMATCH'}")
+        print(
+            f"  {brand:14s} distinct mentions sent {expected[brand]:5d}   counted {counted[brand]:5d}   "
+            f"{'exact' if expected[brand] == counted[brand] else 'MISMATCH'}"
+        )
     print(f"  duplicates from retried deliveries were dropped by the ingest ledger (stream started {start:%H:%M} UTC)")

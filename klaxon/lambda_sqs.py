@@ -81,9 +81,7 @@ def deliver(
     stats.deleted += len(done)
 
 
-def drain(
-    client: Any, url: str, invoke: Invoke, *, batch_size: int = 10, idle_rounds: int = 2
-) -> DeliveryStats:
+def drain(client: Any, url: str, invoke: Invoke, *, batch_size: int = 10, idle_rounds: int = 2) -> DeliveryStats:
     """Deliver until the queue yields nothing `idle_rounds` times in a row (tests, demo)."""
     stats = DeliveryStats()
     arn = queue_arn(client, url)

@@ -14,7 +14,10 @@ from standardwebhooks.webhooks import Webhook
 
 def x_headers(consumer_secret: str, body: bytes) -> dict[str, str]:
     digest = hmac.new(consumer_secret.encode(), body, hashlib.sha256).digest()
-    return {"content-type": "application/json", "x-twitter-webhooks-signature": "sha256=" + base64.b64encode(digest).decode()}
+    return {
+        "content-type": "application/json",
+        "x-twitter-webhooks-signature": "sha256=" + base64.b64encode(digest).decode(),
+    }
 
 
 def meta_headers(app_secret: str, body: bytes) -> dict[str, str]:

@@ -182,7 +182,9 @@ def _poll(stack: Stack) -> None:
         while not stack.stopping.is_set():
             try:
                 messages = receive(client, stack.queue_url, max_messages=10, wait_seconds=1)
-                deliver(client, stack.queue_url, arn, lambda m: lambda_client.lambda_.invoke("ingest", m), messages, stats)
+                deliver(
+                    client, stack.queue_url, arn, lambda m: lambda_client.lambda_.invoke("ingest", m), messages, stats
+                )
             except Exception as exc:  # keep polling through a moto hiccup, like Lambda would
                 print(f"poller: {exc}", file=sys.stderr)
                 time.sleep(1)
@@ -197,7 +199,7 @@ def _schedule(stack: Stack) -> None:
         expression = getattr(source, "schedule_expression", None)
         if expression is None:
             continue
-        text = str(getattr(expression, "to_string", lambda: expression)())
+        text = expression.to_string() if hasattr(expression, "to_string") else str(expression)
         seconds = _rate_seconds(text)
         if seconds:
             jobs.append([source.name, seconds, time.monotonic() + seconds])

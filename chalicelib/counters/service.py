@@ -34,6 +34,8 @@ from chalicelib.store.models import (
 
 MAX_TRANSACT_ITEMS = 100
 MAX_SERIES_POINTS = 10_000
+EARLIEST = 946_684_800  # 2000-01-01: no social platform data is older
+LATEST = 4_102_444_800  # 2100-01-01
 
 
 def minute_of(ts: datetime) -> int:
@@ -130,7 +132,9 @@ def read_series(
     """
     cfg = bind(cfg or settings())
     if step < 60 or step % 60:
-        raise ValueError("step must be a whole number of minutes")
+        raise ValueError("step must be a whole number of minutes, in seconds (60, 300, 3600, ...)")
+    if not (EARLIEST <= start <= LATEST and EARLIEST <= end <= LATEST):
+        raise ValueError("from and to must lie between 2000-01-01 and 2100-01-01")
     first = start // step * step
     if end <= first:
         raise ValueError("to must be after from")

@@ -21,7 +21,7 @@ from chalicelib.ingest.models import BrandId
 
 _FINALS = str.maketrans({"ם": "מ", "ן": "נ", "ץ": "צ", "ף": "פ", "ך": "כ"})
 _HEBREW_PREFIXES = "ובהלמשכ"
-_WORD = r"[\w\u0590-\u05ff]"
+_WORD = r"\w"  # letters and digits, Hebrew included; maqaf and gershayim are punctuation
 _HANDLE = re.compile(r"(?<![\w@])@(\w{1,50})")
 
 
@@ -54,7 +54,7 @@ def normalise(text: str) -> str:
 def _keyword_pattern(keyword: str) -> str:
     norm = re.escape(normalise(keyword.strip()))
     hebrew_start = bool(keyword.strip()) and "\u0590" <= keyword.strip()[0] <= "\u05ff"
-    prefix = f"[{_HEBREW_PREFIXES}]{{0,2}}" if hebrew_start else ""
+    prefix = f"[{_HEBREW_PREFIXES}]{{0,3}}" if hebrew_start else ""  # e.g. ו+כש+: "וכשאקמי"
     return rf"(?<!{_WORD}){prefix}{norm}(?!{_WORD})"
 
 

@@ -14,6 +14,16 @@ PlatformId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,128}
 BrandId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
+def clean_text(value: object, limit: int) -> object:
+    """Replace lone surrogates (half an emoji) and clip to `limit` characters.
+
+    Platform data is authoritative: an odd display name must never cost us the mention.
+    """
+    if not isinstance(value, str):
+        return value
+    return value.encode("utf-8", "replace").decode("utf-8")[:limit]
+
+
 class Author(BaseModel):
     """Who wrote the mention; `followers` feeds triage urgency later."""
 
@@ -23,6 +33,16 @@ class Author(BaseModel):
     handle: str | None = Field(default=None, max_length=128)
     name: str | None = Field(default=None, max_length=256)
     followers: int | None = Field(default=None, ge=0)
+
+    @field_validator("id", "handle", mode="before")
+    @classmethod
+    def _short(cls, value: object) -> object:
+        return clean_text(value, 128)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: object) -> object:
+        return clean_text(value, 256)
 
 
 class Mention(BaseModel):
@@ -52,11 +72,13 @@ class Mention(BaseModel):
             raise ValueError("created_at must carry a time zone")
         return value.astimezone(UTC)
 
-    @field_validator("text")
+    @field_validator("text", mode="before")
     @classmethod
-    def _valid_unicode(cls, value: str) -> str:
+    def _valid_unicode(cls, value: object) -> object:
         # Lone surrogates cannot be stored as UTF-8 in DynamoDB; replace rather than reject.
-        return value.encode("utf-8", "replace").decode("utf-8")
+        if isinstance(value, str):
+            return value.encode("utf-8", "replace").decode("utf-8")
+        return value
 
     @property
     def key(self) -> str:

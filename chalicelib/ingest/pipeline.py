@@ -99,6 +99,11 @@ def classify_all(mentions: list[Mention]) -> list[Mention]:
     ]
 
 
+def mention_pk(mention: Mention) -> str:
+    """Stored key of a mention; the `m#` prefix keeps platform data out of other item kinds' keys."""
+    return f"m#{mention.key}"
+
+
 def _ledger(token: str) -> LedgerItem | None:
     try:
         return LedgerItem.get(f"batch#{token}", consistent_read=True)
@@ -129,7 +134,7 @@ def claim(mention: Mention, token: str, cfg: Settings) -> bool:
     """Make batch `token` responsible for counting `mention`; False if it is already counted."""
     now = int(time.time())
     item = MentionItem(
-        mention.key,
+        mention_pk(mention),
         platform=mention.platform,
         platform_id=mention.platform_id,
         brands=list(mention.brands),
@@ -151,7 +156,7 @@ def claim(mention: Mention, token: str, cfg: Settings) -> bool:
         if not _is_conditional_failure(exc):
             raise
     for _ in range(_MAX_TAKEOVER_ROUNDS):
-        current = MentionItem.get(mention.key, consistent_read=True)
+        current = MentionItem.get(mention_pk(mention), consistent_read=True)
         holder = current.claim
         if holder == token:
             return True
@@ -237,4 +242,3 @@ def process_batch(event: dict[str, Any], cfg: Settings | None = None) -> tuple[d
         counted=counted, duplicates=duplicates, failed=len(response["batchItemFailures"]), totals=totals
     )
     return response, result
-

@@ -81,6 +81,11 @@ class _XExtended(BaseModel):
     full_text: str
 
 
+class _XRetweeted(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    user: _XUser
+
+
 class _XTweet(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id_str: str
@@ -91,6 +96,7 @@ class _XTweet(BaseModel):
     in_reply_to_status_id_str: str | None = None
     in_reply_to_screen_name: str | None = None
     entities: _XEntities = Field(default_factory=_XEntities)
+    retweeted_status: _XRetweeted | None = None
 
 
 class _XActivity(BaseModel):
@@ -106,6 +112,10 @@ def _x_time(value: str) -> datetime:
         raise PayloadError(f"tweet created_at {value!r} is not in X's format") from exc
 
 
+def _event_count(value: Any) -> int:
+    return len(value) if isinstance(value, list) else 1
+
+
 def parse_x(payload: Any, matcher: BrandMatcher) -> Parsed:
     """Mentions from an X Account Activity delivery (`tweet_create_events`)."""
     if not isinstance(payload, dict):
@@ -117,12 +127,15 @@ def parse_x(payload: Any, matcher: BrandMatcher) -> Parsed:
         activity = _XActivity.model_validate(payload)
     except ValidationError as exc:
         raise PayloadError(_first_error(exc)) from exc
-    out = Parsed(ignored=sum(1 for k in payload if k in X_IGNORED_EVENTS))
+    out = Parsed(ignored=sum(_event_count(payload[k]) for k in payload if k in X_IGNORED_EVENTS))
     if "tweet_create_events" not in payload and not out.ignored:
         raise PayloadError("no event in the X delivery")
     for tweet in activity.tweet_create_events:
-        if tweet.user.id_str == activity.for_user_id:
-            out.ignored += 1  # the brand's own post is not a mention of it
+        retweeted = tweet.retweeted_status.user.id_str if tweet.retweeted_status else None
+        if activity.for_user_id in (tweet.user.id_str, retweeted):
+            # The brand's own post, or a retweet of it (e.g. its apology being shared), is not a
+            # mention of the brand and must not swell its volume.
+            out.ignored += 1
             continue
         text = tweet.extended_tweet.full_text if tweet.extended_tweet else tweet.text
         accounts = [m.screen_name for m in tweet.entities.user_mentions]
@@ -210,6 +223,13 @@ def parse_meta(payload: Any, matcher: BrandMatcher) -> Parsed:
         delivery = _MetaDelivery.model_validate(payload)
     except ValidationError as exc:
         raise PayloadError(_first_error(exc)) from exc
+    try:
+        return _meta_mentions(delivery, matcher)
+    except ValidationError as exc:
+        raise PayloadError(_first_error(exc)) from exc
+
+
+def _meta_mentions(delivery: _MetaDelivery, matcher: BrandMatcher) -> Parsed:
     out = Parsed()
     platform = "facebook" if delivery.object == "page" else "instagram"
     for entry in delivery.entry:
@@ -238,7 +258,9 @@ def _meta_change(platform: str, entry: _MetaEntry, change: _MetaChange, matcher:
         platform_id = value.get("comment_id") or value.get("post_id")
         text = value.get("message") or ""
         reply_to = value.get("parent_id") if value.get("comment_id") else None
-        author = _MetaFrom.model_validate(value.get("from") or {})
+        # Page `mention` changes name the author as sender_id/sender_name instead of `from`.
+        sender = value.get("from") or {"id": value.get("sender_id"), "name": value.get("sender_name")}
+        author = _MetaFrom.model_validate(sender)
         url = f"https://www.facebook.com/{platform_id}"
     else:
         platform_id = value.get("id") or value.get("comment_id") or value.get("media_id")
@@ -248,8 +270,8 @@ def _meta_change(platform: str, entry: _MetaEntry, change: _MetaChange, matcher:
         url = None
     if not isinstance(platform_id, str) or not isinstance(text, str):
         raise PayloadError(f"Meta {change.field} change lacks a string id or text")
-    if platform == "facebook" and author.id == entry.id:
-        return None  # the page's own post or reply
+    if author.id is not None and author.id == entry.id:
+        return None  # the page's or Instagram account's own post or reply
     brands = matcher.match(platform=platform, text=text, accounts=[entry.id])
     return _mention(
         platform=platform,

@@ -69,25 +69,28 @@ def verify_standard(
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
     if len(msg_id) > 256:
         raise SignatureError("webhook-id is too long")
-    try:
-        sent = int(stamp)
-    except ValueError as exc:
-        raise SignatureError("webhook-timestamp must be integer seconds") from exc
+    if len(stamp) > 4000 or not stamp.isascii() or not stamp.isdigit():
+        raise SignatureError("webhook-timestamp must be integer seconds")
     clock = time.time() if now is None else now
-    if abs(clock - sent) > tolerance_seconds:
+    sent = int(stamp) if len(stamp) <= 12 else -1  # more digits than any real clock: out of window
+    if sent < 0 or abs(clock - sent) > tolerance_seconds:
         raise SignatureError("webhook-timestamp is outside the replay window")
     try:
         text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
+    except UnicodeError as exc:
         raise SignatureError("body is not valid UTF-8") from exc
     try:
-        signed = Webhook(secret).sign(msg_id=msg_id, timestamp=datetime.fromtimestamp(sent, tz=UTC), data=text)
-        expected = signed.split(",", 1)[1]
+        msg_id.encode("utf-8")
+    except UnicodeError as exc:
+        raise SignatureError("webhook-id is not valid UTF-8") from exc
+    try:
+        verifier = Webhook(secret)
     except Exception as exc:  # a misconfigured secret must not look like a sender's error
         raise RuntimeError("KLAXON_WEBHOOK_SECRET is not a valid whsec_ secret") from exc
+    signed = verifier.sign(msg_id=msg_id, timestamp=datetime.fromtimestamp(sent, tz=UTC), data=text)
+    expected = signed.split(",", 1)[1]
     for candidate in lowered["webhook-signature"].split(" "):
         version, _, signature = candidate.partition(",")
         if version == "v1" and hmac.compare_digest(signature.encode("utf-8", "replace"), expected.encode()):
             return msg_id
     raise SignatureError("webhook-signature does not match the body")
-

@@ -38,9 +38,7 @@ def counter_attribute(sentiment: str, language: str) -> str:
     return f"{_SENTIMENT_SHORT[sentiment]}_{language}"
 
 
-COUNTER_ATTRIBUTES: tuple[str, ...] = tuple(
-    counter_attribute(s, lang) for s in SENTIMENTS for lang in LANGUAGES
-)
+COUNTER_ATTRIBUTES: tuple[str, ...] = tuple(counter_attribute(s, lang) for s in SENTIMENTS for lang in LANGUAGES)
 
 
 class _Base(Model):
@@ -153,7 +151,21 @@ def bind(cfg: Settings | None = None) -> Settings:
     return cfg
 
 
-def raw_client() -> Any:
-    """The botocore client PynamoDB uses (for fault-injection hooks and capacity accounting)."""
+def raw_clients() -> list[Any]:
+    """The distinct botocore clients PynamoDB uses (one per model connection), for event hooks
+    such as fault injection and capacity accounting."""
     bind()
-    return MentionItem._get_connection().connection.client
+    clients: dict[int, Any] = {}
+    for model in ALL_MODELS:
+        client = model._get_connection().connection.client  # type: ignore[attr-defined]
+        clients[id(client)] = client
+    return list(clients.values())
+
+
+def on_dynamodb(event: str, handler: Any, *, remove: bool = False) -> None:
+    """Register (or remove) a botocore event handler, e.g. `after-call.dynamodb`, on every client."""
+    for client in raw_clients():
+        if remove:
+            client.meta.events.unregister(event, handler)
+        else:
+            client.meta.events.register(event, handler)

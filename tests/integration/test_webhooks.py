@@ -20,7 +20,7 @@ import pytest
 
 from chalicelib.config import settings
 from chalicelib.ingest.models import Mention
-from chalicelib.store.models import raw_client
+from chalicelib.store.models import raw_clients
 from klaxon.signing import meta_headers, standard_headers, x_headers
 from tests.conftest import FIXTURES
 
@@ -82,7 +82,7 @@ def queue_depth(env: Any) -> int:
 
 
 def table_items(table: str) -> list[dict[str, Any]]:
-    client = raw_client()
+    client = raw_clients()[0]
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
     while True:
@@ -513,14 +513,9 @@ def test_default_body_limit_is_256_kib(env: Any) -> None:
     assert_nothing_changed(env)
 
 
-# ---------------------------------------------------------------- production bugs found here (strict xfail)
+# ---------------------------------------------------------------- regressions: bugs found by these tests, now fixed
 
 
-@pytest.mark.xfail(
-    reason="BUG: webhook-timestamp of 400 digits makes verify_standard raise OverflowError "
-    "(float(clock) - int(stamp)); the route answers 500 instead of 401",
-    strict=True,
-)
 def test_generic_absurd_timestamp_is_401(env: Any) -> None:
     body = fixture_bytes("generic_mention_created.json")
     headers = {**signed(GENERIC_PATH, body), "webhook-timestamp": "1" + "0" * 400}
@@ -528,11 +523,6 @@ def test_generic_absurd_timestamp_is_401(env: Any) -> None:
     assert_nothing_changed(env)
 
 
-@pytest.mark.xfail(
-    reason="BUG: parse_x builds Author(...) outside _mention's try; a signed tweet whose user.name is "
-    "longer than 256 characters raises pydantic ValidationError and the route answers 500, not 422",
-    strict=True,
-)
 def test_x_author_name_too_long_is_422(env: Any) -> None:
     payload = json.loads(fixture_bytes("x_tweet_mention.json"))
     payload["tweet_create_events"][0]["user"]["name"] = "D" * 257
@@ -542,11 +532,6 @@ def test_x_author_name_too_long_is_422(env: Any) -> None:
     assert_nothing_changed(env)
 
 
-@pytest.mark.xfail(
-    reason="BUG: Mention.text max_length rejects a lone surrogate before _valid_unicode can replace it, so "
-    "a tweet with half an emoji (JSON '\\ud83d') makes the whole signed delivery a 422 and the mention is lost",
-    strict=True,
-)
 def test_x_lone_surrogate_text_is_accepted(env: Any) -> None:
     body = fixture_bytes("x_tweet_mention.json").replace(b"Third day in a row.", b"Third day in a row \\ud83d")
     response = post(env, X_PATH, body)
@@ -555,13 +540,6 @@ def test_x_lone_surrogate_text_is_accepted(env: Any) -> None:
     assert m.text.endswith("Third day in a row \ufffd") or m.text.endswith("Third day in a row ?")
 
 
-@pytest.mark.xfail(
-    reason="BUG: ingest stores a mention under pk '<platform>#<id>' (Mention.key), not the documented "
-    "'m#<platform>#<id>' (chalicelib/store/models.py docstring), and the generic webhook accepts any platform "
-    "name; a mention with platform 'detector' and id 'acme-telecom' is written on the key reserved for "
-    "acme-telecom's spike-detector state ('detector#<brand>')",
-    strict=True,
-)
 def test_generic_mention_cannot_take_a_reserved_key(env: Any) -> None:
     payload = json.loads(fixture_bytes("generic_mention_created.json"))
     payload["data"].update(platform="detector", id="acme-telecom")
@@ -672,11 +650,6 @@ def test_counts_bad_parameters(env: Any, params: dict[str, str], reason: Any) ->
     assert_rejected(counts(env, "acme-telecom", **params), 400, reason)
 
 
-@pytest.mark.xfail(
-    reason="BUG: from/to past year 9999 (e.g. from=1000000000000) pass validation, then "
-    "datetime.fromtimestamp in Point.as_dict raises ValueError outside the route's try: 500 instead of 400",
-    strict=True,
-)
 def test_counts_far_future_range_is_400(env: Any) -> None:
     response = counts(env, "acme-telecom", **{"from": "1000000000000", "to": "1000000000060"})
     assert response.status_code == 400, response.body

@@ -151,12 +151,6 @@ def test_final_letters_either_way(matcher: BrandMatcher) -> None:
     assert custom.match(platform="x", text="עננים") == NONE
 
 
-@pytest.mark.xfail(
-    reason="BUG: brands._WORD is [\\w\\u0590-\\u05ff], which counts Hebrew punctuation (maqaf U+05BE, "
-    "geresh U+05F3, gershayim U+05F4) as letters, so 'אקמי־תקשורת' (maqaf) or ״אקמי״ (gershayim used as "
-    "quotes) does not match the keyword אקמי",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "text",
     ["אקמי\u05beתקשורת נפלה", "החברה \u05f4אקמי\u05f4 שוב נפלה"],
@@ -166,11 +160,6 @@ def test_hebrew_punctuation_is_a_word_boundary(matcher: BrandMatcher, text: str)
     assert matcher.match(platform="facebook", text=text) == ACME
 
 
-@pytest.mark.xfail(
-    reason="BUG: _keyword_pattern allows at most two prefix letters ({0,2}), but Hebrew stacks three: "
-    "'וכשאקמי נופלת' ('and when Acme goes down') does not match אקמי",
-    strict=True,
-)
 def test_three_letter_hebrew_prefix(matcher: BrandMatcher) -> None:
     assert matcher.match(platform="facebook", text="וכשאקמי נופלת אף אחד לא עונה") == ACME
 

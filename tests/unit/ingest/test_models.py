@@ -81,12 +81,6 @@ def test_bad_brand_id_rejected(brand: str) -> None:
         _mention(brands=(brand,))
 
 
-@pytest.mark.xfail(
-    reason="BUG: Mention.text has max_length, so pydantic's str validation rejects a lone surrogate "
-    "(string_unicode) before the _valid_unicode after-validator runs; the replacement the model promises "
-    "never happens (needs a mode='before' validator)",
-    strict=True,
-)
 @pytest.mark.parametrize("bad", ["\ud83d", "\udc00", "\ud800\ud800"], ids=["high", "low", "two-highs"])
 def test_lone_surrogate_text_is_replaced(bad: str) -> None:
     m = _mention(text=f"אקמי {bad} down")

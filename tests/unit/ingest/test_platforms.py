@@ -48,41 +48,17 @@ EXPECTED_COUNTS: dict[str, tuple[int, int, int]] = {
     "meta_instagram_mentions.json": (1, 0, 0),
     "generic_mention_created.json": (1, 0, 0),
     "generic_mention_batch.json": (2, 0, 1),
+    # A retweet of the brand's own tweet, and the brand's own Instagram reply, are not mentions.
+    "x_tweet_retweet.json": (0, 1, 0),
+    "meta_instagram_own_reply.json": (0, 1, 0),
 }
-# Fixtures whose expected counts production does not meet yet (see the xfail reasons).
-KNOWN_BUGS = {
-    "x_tweet_retweet.json": (
-        (0, 1, 0),
-        "BUG: a retweet of the brand's own tweet ('RT @AcmeTelecom: ...', retweeted_status.user is the "
-        "subscribed account) is counted as a mention of the brand; parse_x only skips tweets *by* for_user_id",
-    ),
-    "meta_instagram_own_reply.json": (
-        (0, 1, 0),
-        "BUG: an Instagram comment written by the brand's own account (value.from.id == entry.id) is counted "
-        "as a mention; _meta_change skips the page's own posts for Facebook only",
-    ),
-}
-
-
 def test_every_fixture_has_an_expectation() -> None:
     names = {p.name for p in FIXTURES.glob("*.json")}
-    assert names == set(EXPECTED_COUNTS) | set(KNOWN_BUGS)
+    assert names == set(EXPECTED_COUNTS)
 
 
 @pytest.mark.parametrize(("name", "expected"), sorted(EXPECTED_COUNTS.items()))
 def test_fixture_counts(name: str, expected: tuple[int, int, int], matcher: BrandMatcher) -> None:
-    parsed = _parse(name, matcher)
-    assert (len(parsed.mentions), parsed.ignored, parsed.unmatched) == expected
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        pytest.param(name, counts, marks=pytest.mark.xfail(reason=reason, strict=True))
-        for name, (counts, reason) in sorted(KNOWN_BUGS.items())
-    ],
-)
-def test_fixture_counts_known_bugs(name: str, expected: tuple[int, int, int], matcher: BrandMatcher) -> None:
     parsed = _parse(name, matcher)
     assert (len(parsed.mentions), parsed.ignored, parsed.unmatched) == expected
 
@@ -178,11 +154,6 @@ def test_x_created_at_with_offset_is_converted_to_utc(matcher: BrandMatcher) -> 
     assert m.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
 
 
-@pytest.mark.xfail(
-    reason="BUG: parse_x counts ignored *event types* (1 per favorite_events key), not ignored events; "
-    "Parsed.ignored is documented as 'how many events were skipped'",
-    strict=True,
-)
 def test_x_ignored_counts_every_event(matcher: BrandMatcher) -> None:
     payload = load_fixture("x_favorite_events.json")
     payload["favorite_events"].append(copy.deepcopy(payload["favorite_events"][0]))
@@ -238,12 +209,6 @@ def _ig_username(name: str) -> Any:
     return payload
 
 
-@pytest.mark.xfail(
-    reason="BUG: Author(...) is built outside _mention's try in parse_x and _meta_change, so a signed delivery "
-    "whose author name/handle is too long or holds a lone surrogate raises pydantic ValidationError "
-    "(HTTP 500) instead of PayloadError (HTTP 422)",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("parser", "payload"),
     [
@@ -264,12 +229,6 @@ def test_bad_author_is_payload_error_not_a_crash(parser: Parser, payload: Any, m
             assert value is None or (len(value) <= 256 and value.encode("utf-8"))
 
 
-@pytest.mark.xfail(
-    reason="BUG: Mention.text is declared with max_length, so pydantic rejects a lone surrogate "
-    "(string_unicode) before the _valid_unicode after-validator can replace it; a tweet whose text "
-    "holds a lone surrogate (e.g. an emoji cut in half) makes the whole delivery a 422",
-    strict=True,
-)
 def test_x_lone_surrogate_in_text_is_replaced(matcher: BrandMatcher) -> None:
     payload = load_fixture("x_tweet_mention.json")
     payload["tweet_create_events"][0]["text"] = "@AcmeTelecom down again \ud83d"
@@ -330,11 +289,6 @@ def test_facebook_page_mention(matcher: BrandMatcher) -> None:
     assert m.brands == ACME
 
 
-@pytest.mark.xfail(
-    reason="BUG: Page `mention` changes carry the author as sender_id/sender_name (no `from`); "
-    "_meta_change reads only value['from'], so the author of every page mention is lost",
-    strict=True,
-)
 def test_facebook_page_mention_author(matcher: BrandMatcher) -> None:
     m = _only("meta_page_mention.json", matcher)
     assert m.author == Author(id="100089123456789", name="Avi Mizrahi")
