@@ -12,7 +12,6 @@ from chalice import Chalice, Response
 from chalicelib.config import settings
 from chalicelib.counters.service import read_series
 from chalicelib.ingest import webhooks
-from chalicelib.ingest.pipeline import process_batch
 
 app = Chalice(app_name="klaxon")
 logger = Logger(service="klaxon")
@@ -137,6 +136,10 @@ def brand_counts(brand: str) -> Response:
 
 @app.on_sqs_message(queue="klaxon-mentions", batch_size=10, name="ingest")
 def ingest(event: Any) -> dict[str, Any]:
+    # Imported on first use: the classifier (numpy) and Powertools' batch module are only needed
+    # by this function, and the webhook functions built from the same package start faster.
+    from chalicelib.ingest.pipeline import process_batch
+
     response, result = process_batch(event.to_dict())
     logger.info(
         "batch ingested",
