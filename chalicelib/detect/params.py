@@ -1,0 +1,54 @@
+"""Per-brand detector parameters, read from the playbook.
+
+Every time-based setting is in seconds or hours, never in buckets, so the same defaults serve
+production (1-minute buckets) and the NAB benchmark (5-minute buckets). The defaults are meant to
+work untuned; see docs/detect.md for why each one is what it is.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class DetectorParams(BaseModel):
+    """Knobs of the spike detector. Unknown keys are rejected so playbook typos fail loudly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # --- when to fire -------------------------------------------------------------------------
+    sensitivity: float = Field(
+        5.0, gt=0, description="robust z-score (in units of the brand's own noise) a bucket must reach"
+    )
+    min_ratio: float = Field(2.0, ge=1.0, description="observed must be at least this many times expected")
+    min_volume: float = Field(10.0, ge=0, description="observed count in the alarm window must reach this")
+
+    sustained_sensitivity: float = Field(
+        2.5, gt=0, description="z-score of the hours-long average residual that counts as a sustained rise"
+    )
+    sustained_min_ratio: float = Field(1.5, ge=1.0, description="sustained rise: observed/expected over the window")
+    sustained_half_life_hours: float = Field(4.0, gt=0, description="memory of the sustained-rise channel")
+
+    # --- one crisis, one alarm ----------------------------------------------------------------
+    cooldown_hours: float = Field(12.0, ge=0, description="no second alarm sooner than this after one")
+    calm_hours: float = Field(3.0, ge=0, description="re-arm only after the series stayed this long near normal")
+    rearm_z: float = Field(2.0, description="'near normal' means a z-score below this")
+
+    # --- how fast the baseline learns ---------------------------------------------------------
+    level_half_life_hours: float = Field(24.0, gt=0, description="memory of the slow level (drift)")
+    season_half_life_days: float = Field(7.0, gt=0, description="memory of the hour-of-day profile")
+    weekly_half_life_days: float = Field(21.0, gt=0, description="memory of the day-of-week profile")
+    scale_half_life_hours: float = Field(48.0, gt=0, description="memory of the noise scale")
+    warmup_hours: float = Field(6.0, ge=0, description="no alarms before this much history (cold start)")
+
+    # --- the secondary negative-share series --------------------------------------------------
+    share_sensitivity: float = Field(6.0, gt=0, description="z-score the negative share must reach")
+    share_min_ratio: float = Field(2.0, ge=1.0, description="share must be this many times its usual value")
+    share_corroboration_z: float = Field(
+        2.0, description="the negative count itself must be at least this elevated for a share alarm"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DetectorParams:
+        if self.rearm_z >= self.sensitivity:
+            raise ValueError("rearm_z must be below sensitivity (hysteresis)")
+        return self
