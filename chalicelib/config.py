@@ -57,6 +57,10 @@ class Settings:
     def counters_table(self) -> str:
         return f"{self.table_prefix}-counters"
 
+    @property
+    def incidents_table(self) -> str:
+        return f"{self.table_prefix}-incidents"
+
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:

@@ -8,7 +8,12 @@ Two tables:
 - `<prefix>-counters` (hash `pk` = `<brand>#<shard>`, range `minute` = epoch seconds of the
   minute): per-minute counts, one numeric attribute per (sentiment, language).
 
-Every item carries `expires` (epoch seconds, the table's TTL attribute). DynamoDB deletes
+- `<prefix>-incidents` (hash `pk`, range `sk`): incidents (`incident#<id>`/`meta`), their
+  append-only timelines (`incident#<id>`/`t#<ms>#<nonce>`), the one-open-incident lock per
+  (brand, playbook) (`open#<brand>#<playbook>`/`lock`) and SMS code pointers (`code#<code>`/`code`);
+  a sparse index `open-incidents` lists what is open.
+
+Mention, ledger and counter items carry `expires` (epoch seconds, the table's TTL attribute). DynamoDB deletes
 expired items lazily (up to days late) and moto never does, so readers treat an item whose
 `expires` has passed as absent.
 """
@@ -24,6 +29,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     VersionAttribute,
 )
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.config import Settings, settings
@@ -125,9 +131,76 @@ class DetectorStateItem(_Base):
     expires = NumberAttribute(null=True)
 
 
+class _IncidentBase(_Base):
+    class Meta(_Base.Meta):
+        table_name = "klaxon-incidents"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class OpenIncidentIndex(GlobalSecondaryIndex["IncidentItem"]):
+    """Sparse index of open incidents: only items with `open_shard` set appear in it."""
+
+    class Meta:
+        index_name = "open-incidents"
+        projection = AllProjection()
+        read_capacity_units = 1
+        write_capacity_units = 1
+
+    open_shard = UnicodeAttribute(hash_key=True)
+    opened_at = NumberAttribute(range_key=True)
+
+
+class IncidentItem(_IncidentBase):
+    """One incident (pk `incident#<id>`, sk `meta`); `version` makes concurrent updates safe."""
+
+    id = UnicodeAttribute()
+    code = UnicodeAttribute()
+    brand = UnicodeAttribute()
+    playbook = UnicodeAttribute()
+    severity = UnicodeAttribute()
+    status = UnicodeAttribute()
+    opened_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    opened_by = UnicodeAttribute()
+    summary = UnicodeAttribute()
+    observed = NumberAttribute(default=0)
+    expected = NumberAttribute(default=0)
+    peak_ratio = NumberAttribute(default=0)
+    alarms = NumberAttribute(default=0)
+    ack_due = NumberAttribute(null=True)
+    response_due = NumberAttribute(null=True)
+    acknowledged_at = NumberAttribute(null=True)
+    acknowledged_by = UnicodeAttribute(null=True)
+    first_response_at = NumberAttribute(null=True)
+    resolved_at = NumberAttribute(null=True)
+    breaches = ListAttribute(of=UnicodeAttribute, default=list)
+    open_shard = UnicodeAttribute(null=True)
+    open_index = OpenIncidentIndex()
+    version = VersionAttribute()
+
+
+class TimelineItem(_IncidentBase):
+    """One append-only timeline entry (pk `incident#<id>`, sk `t#<ms>#<nonce>`)."""
+
+    at = NumberAttribute()
+    actor = UnicodeAttribute()
+    action = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    detail = UnicodeAttribute(null=True)
+
+
+class IncidentPointerItem(_IncidentBase):
+    """`open#<brand>#<playbook>` (the one open incident) or `code#<code>` (SMS code lookup)."""
+
+    incident_id = UnicodeAttribute()
+
+
 MENTION_MODELS: tuple[type[Model], ...] = (MentionItem, LedgerItem, SeenWebhookItem, DetectorStateItem)
 COUNTER_MODELS: tuple[type[Model], ...] = (CounterItem,)
-ALL_MODELS: tuple[type[Model], ...] = MENTION_MODELS + COUNTER_MODELS
+INCIDENT_MODELS: tuple[type[Model], ...] = (IncidentItem, TimelineItem, IncidentPointerItem)
+ALL_MODELS: tuple[type[Model], ...] = MENTION_MODELS + COUNTER_MODELS + INCIDENT_MODELS
 
 _bound: Settings | None = None
 
@@ -143,7 +216,12 @@ def bind(cfg: Settings | None = None) -> Settings:
     if _bound is cfg:
         return cfg
     for model in ALL_MODELS:
-        model.Meta.table_name = cfg.mentions_table if model in MENTION_MODELS else cfg.counters_table
+        if model in MENTION_MODELS:
+            model.Meta.table_name = cfg.mentions_table
+        elif model in COUNTER_MODELS:
+            model.Meta.table_name = cfg.counters_table
+        else:
+            model.Meta.table_name = cfg.incidents_table
         model.Meta.host = cfg.endpoint_url
         model.Meta.region = cfg.region
         model._connection = None  # type: ignore[attr-defined]

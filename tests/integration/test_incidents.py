@@ -1,0 +1,89 @@
+"""Invariant 3 and the incident lifecycle, against the real moto server."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from chalicelib.incidents import service as incidents
+from chalicelib.incidents.service import InvalidTransition, Trigger
+
+pytestmark = pytest.mark.integration
+
+
+def alarm(observed: float = 120, ratio: float = 6.0) -> Trigger:
+    return Trigger(actor="detector", channel="ingest", summary=f"neg {observed:.0f}/5min, {ratio:.0f}x usual",
+                   observed=observed, expected=observed / ratio, ratio=ratio)
+
+
+def test_parallel_alarms_open_exactly_one_incident(env: Any) -> None:
+    results: list[incidents.Opened] = []
+    errors: list[BaseException] = []
+
+    def fire(i: int) -> None:
+        try:
+            results.append(incidents.open_or_update(brand="acme-telecom", playbook="outage", severity="sev1",
+                                                    trigger=alarm(100 + i, 5 + i / 10)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fire, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(r.created for r in results) == 1
+    ids = {r.incident.id for r in results}
+    assert len(ids) == 1
+    (incident_id,) = ids
+    stored = incidents.get(incident_id)
+    assert stored.alarms == 8
+    assert stored.observed == 107 and stored.peak_ratio == pytest.approx(5.7)
+    actions = [e.action for e in incidents.timeline(incident_id)]
+    assert actions.count("opened") == 1 and actions.count("spike_continues") == 7
+    assert [i.id for i in incidents.open_incidents()] == [incident_id]
+
+
+def test_lifecycle_refuses_invalid_transitions_and_logs_every_change(env: Any) -> None:
+    opened = incidents.open_or_update(brand="golden-foods", playbook="recall", severity="sev2", trigger=alarm(),
+                                      ack_seconds=900, response_seconds=3600)
+    incident_id = opened.incident.id
+    assert incidents.by_code(opened.incident.code).id == incident_id
+    with pytest.raises(InvalidTransition):
+        incidents.transition(incident_id, incidents.PUBLISHED, actor="noa", channel="api")
+    acked = incidents.transition(incident_id, incidents.ACKNOWLEDGED, actor="noa", channel="sms")
+    assert acked.status == "acknowledged" and acked.acknowledged_by == "noa"
+    with pytest.raises(InvalidTransition):
+        incidents.transition(incident_id, incidents.ACKNOWLEDGED, actor="noa", channel="sms")
+    incidents.transition(incident_id, incidents.STATEMENT_APPROVED, actor="dana", channel="web")
+    published = incidents.transition(incident_id, incidents.PUBLISHED, actor="klaxon", channel="publish")
+    assert published.first_response_at is not None
+    resolved = incidents.transition(incident_id, incidents.RESOLVED, actor="noa", channel="api")
+    assert resolved.status == "resolved"
+    with pytest.raises(InvalidTransition):
+        incidents.transition(incident_id, incidents.ACKNOWLEDGED, actor="noa", channel="api")
+    timeline = incidents.timeline(incident_id)
+    assert [e.action for e in timeline] == ["opened", "acknowledged", "statement_approved", "published", "resolved"]
+    assert [e.channel for e in timeline] == ["ingest", "sms", "web", "publish", "api"]
+    assert incidents.open_incidents() == []
+    with pytest.raises(incidents.IncidentNotFound):
+        incidents.by_code(opened.incident.code)  # codes are released on resolve
+    # After resolution a new spike opens a new incident.
+    again = incidents.open_or_update(brand="golden-foods", playbook="recall", severity="sev2", trigger=alarm())
+    assert again.created and again.incident.id != incident_id
+
+
+def test_response_time_breaches_recorded_once(env: Any) -> None:
+    opened = incidents.open_or_update(brand="acme-telecom", playbook="outage", severity="sev1", trigger=alarm(),
+                                      ack_seconds=600, response_seconds=3600)
+    start = opened.incident.opened_at
+    assert incidents.check_breaches(now=start + 60) == []
+    assert incidents.check_breaches(now=start + 601) == [(opened.incident.id, "acknowledge")]
+    assert incidents.check_breaches(now=start + 700) == []
+    incidents.transition(opened.incident.id, incidents.ACKNOWLEDGED, actor="noa", channel="sms")
+    assert incidents.check_breaches(now=start + 3601) == [(opened.incident.id, "first_response")]
+    actions = [e.action for e in incidents.timeline(opened.incident.id)]
+    assert actions.count("target_breached") == 2
