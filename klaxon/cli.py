@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -38,6 +39,47 @@ def _demo(args: argparse.Namespace) -> int:
     return demo_main(speed=args.speed)
 
 
+def _playbooks_validate(args: argparse.Namespace) -> int:
+    from chalicelib.playbooks.loader import validate_all
+
+    report = validate_all(args.directory, args.roster, args.brands, display=True)
+    for issue in report.issues:
+        print(issue)
+    checked = _plural(report.playbooks, "playbook")
+    if report.issues:
+        errors, files = _plural(len(report.issues), "error"), _plural(report.files_with_issues, "file")
+        print(f"{errors} in {files} ({checked} checked)")
+        return 1
+    print(f"OK: {checked}, roster and brands valid")
+    return 0
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _playbooks_schema(args: argparse.Namespace) -> int:
+    from chalicelib.playbooks.loader import default_playbooks_dir
+    from chalicelib.playbooks.schema import write_schema
+
+    path = args.output or default_playbooks_dir() / "schema.json"
+    print(f"{path}: {'written' if write_schema(path) else 'already up to date'}")
+    return 0
+
+
+def _add_playbooks(sub: argparse._SubParsersAction) -> None:
+    playbooks = sub.add_parser("playbooks", help="validate crisis playbooks and the roster; export their JSON Schema")
+    actions = playbooks.add_subparsers(dest="action", required=True)
+    validate = actions.add_parser("validate", help="check playbooks, config/roster.yaml and brand ids")
+    validate.add_argument("directory", nargs="?", type=Path, help="playbooks directory (default: playbooks/)")
+    validate.add_argument("--roster", type=Path, help="roster file (default: KLAXON_ROSTER_FILE or config/roster.yaml)")
+    validate.add_argument("--brands", type=Path, help="brands file (default: KLAXON_BRANDS_FILE or config/brands.yaml)")
+    validate.set_defaults(func=_playbooks_validate)
+    schema = actions.add_parser("schema", help="regenerate playbooks/schema.json")
+    schema.add_argument("--output", type=Path, help="where to write (default: playbooks/schema.json)")
+    schema.set_defaults(func=_playbooks_schema)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="klaxon", description="Klaxon crisis alerting: local tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="replay a mention stream with a crisis through the local stack")
     demo.add_argument("--speed", type=float, default=0.0, help="seconds to pause per simulated minute (0 = fast)")
     demo.set_defaults(func=_demo)
+    _add_playbooks(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
