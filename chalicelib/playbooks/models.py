@@ -11,9 +11,10 @@ into one issue each, at the exact line, so a file's errors all show up in one ru
 
 from __future__ import annotations
 
+import difflib
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -30,6 +31,7 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -136,8 +138,9 @@ def _duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool) or not isinstance(value, str):
-        hint = f' (write "{value}m" or "{value}s")' if isinstance(value, int) and not isinstance(value, bool) else ""
-        raise _fail(f"expected {_DURATION_HELP}{hint}")
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise _fail(f'{value} has no unit: write "{value}m", "{value}h" or "{value}s"')
+        raise _fail(f"expected {_DURATION_HELP}")
     try:
         return parse_duration(value)
     except ValueError as exc:
@@ -174,10 +177,23 @@ def _refs(info: ValidationInfo) -> Refs:
     return refs if isinstance(refs, Refs) else Refs()
 
 
+def _suggest(name: str, known: Iterable[str], list_all: bool = False) -> str:
+    """'; did you mean 'x'?' when a known name is close to the typo; else the known names if asked."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f" (known: {', '.join(names) or 'none'})" if list_all else ""
+
+
+def _not_a_person(person: str, people: Iterable[str]) -> str:
+    return f"{person!r} is not a person in the roster{_suggest(person, people)}"
+
+
 def _check_person(person: str, info: ValidationInfo) -> str:
     people = _refs(info).people
     if people is not None and person not in people:
-        raise _fail(f"{person!r} is not a person in the roster")
+        raise _fail(_not_a_person(person, people))
     return person
 
 
@@ -187,9 +203,9 @@ def _check_target(target: str, info: ValidationInfo) -> str:
         raise _fail(f'{target!r}: a target is "person:<id>" or "schedule:<name>"')
     refs = _refs(info)
     if kind == "person" and refs.people is not None and name not in refs.people:
-        raise _fail(f"{target!r}: {name!r} is not a person in the roster")
+        raise _fail(f"{target!r}: {_not_a_person(name, refs.people)}")
     if kind == "schedule" and refs.schedules is not None and name not in refs.schedules:
-        raise _fail(f"{target!r}: no schedule named {name!r} in the roster")
+        raise _fail(f"{target!r}: no schedule named {name!r} in the roster{_suggest(name, refs.schedules)}")
     return target
 
 
@@ -320,7 +336,7 @@ class Schedule(_Model):
         people = _refs(info).people
         if people is not None:
             problems = [
-                ((i,), f"{m!r} is not a person in the roster", None) for i, m in enumerate(value) if m not in people
+                ((i,), _not_a_person(m, people), None) for i, m in enumerate(value) if m not in people
             ]
             if problems:
                 raise _fail(problems[0][1], problems)
@@ -484,7 +500,7 @@ class Statement(_Model):
         problems = []
         for index, person in enumerate(value):
             if people is not None and person not in people:
-                problems.append(((index,), f"{person!r} is not a person in the roster", None))
+                problems.append(((index,), _not_a_person(person, people), None))
             elif person == info.data.get("signer"):
                 problems.append(((index,), f"{person!r} signs this statement; the signer always approves, "
                                  "so list other people as approvers", None))
@@ -493,13 +509,16 @@ class Statement(_Model):
             raise _fail(problems[0][1], problems)
         return value
 
-    @field_validator("quorum")
+    @model_validator(mode="wrap")
     @classmethod
-    def _quorum(cls, value: int, info: ValidationInfo) -> int:
-        approvers = info.data.get("approvers")
-        if approvers is not None and value > len(approvers):
-            raise _fail(f"quorum {value} is more than the {len(approvers)} approver(s) listed")
-        return value
+    def _quorum(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        """Quorum against the raw approver list, so it is reported even when an approver is unknown."""
+        approvers, quorum = (value.get("approvers"), value.get("quorum")) if isinstance(value, dict) else (None, None)
+        problems: list[tuple[tuple[Any, ...], str, int | None]] = []
+        if isinstance(approvers, list) and isinstance(quorum, int) and quorum > len(approvers):
+            message = f"quorum {quorum} is more than the {len(approvers)} approver(s) listed"
+            problems.append((("quorum",), message, None))
+        return _validate_with(handler, value, problems)
 
     @field_validator("template")
     @classmethod
@@ -600,8 +619,7 @@ class Playbook(_Model):
         known = _refs(info).brands
         problems = []
         if known is not None:
-            listed = ", ".join(sorted(known))
-            problems = [((i,), f"unknown brand {b!r} (config/brands.yaml has: {listed})", None)
+            problems = [((i,), f"unknown brand {b!r}{_suggest(b, known, list_all=True)}", None)
                         for i, b in enumerate(value) if b not in known]
         problems += _duplicates(value, "")
         if problems:
@@ -613,7 +631,7 @@ class Playbook(_Model):
     def _schedule(cls, value: str, info: ValidationInfo) -> str:
         known = _refs(info).schedules
         if known is not None and value not in known:
-            raise _fail(f"no schedule named {value!r} in the roster (it has: {', '.join(sorted(known)) or 'none'})")
+            raise _fail(f"no schedule named {value!r} in the roster{_suggest(value, known, list_all=True)}")
         return value
 
     @field_validator("escalation_policy")
@@ -621,8 +639,7 @@ class Playbook(_Model):
     def _policy(cls, value: str, info: ValidationInfo) -> str:
         known = _refs(info).policies
         if known is not None and value not in known:
-            raise _fail(f"no escalation policy named {value!r} in the roster "
-                        f"(it has: {', '.join(sorted(known)) or 'none'})")
+            raise _fail(f"no escalation policy named {value!r} in the roster{_suggest(value, known, list_all=True)}")
         return value
 
     @field_validator("statements", mode="wrap")
