@@ -11,6 +11,7 @@ from chalice import Chalice, Response
 
 from chalicelib.config import settings
 from chalicelib.counters.service import read_series
+from chalicelib.incidents import service as incidents
 from chalicelib.ingest import webhooks
 
 app = Chalice(app_name="klaxon")
@@ -132,6 +133,74 @@ def brand_counts(brand: str) -> Response:
         body={"brand": brand, "step": step, "points": [p.as_dict() for p in points]},
         status_code=200,
     )
+
+
+def _json_body() -> dict[str, Any]:
+    import json
+
+    try:
+        body = json.loads(_raw_body() or b"{}")
+    except (ValueError, RecursionError) as exc:
+        raise ValueError("body must be a JSON object") from exc
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    return body
+
+
+def _actor() -> str:
+    actor = (app.current_request.headers or {}).get("x-klaxon-actor") or "staff-api"
+    return actor[:64]
+
+
+@app.route("/incidents", methods=["GET"])
+def list_incidents() -> Response:
+    if not _authorised():
+        return _error(401, "missing or wrong x-api-key header")
+    return Response(body={"incidents": [incidents.as_dict(i) for i in incidents.open_incidents()]}, status_code=200)
+
+
+@app.route("/incidents/{incident_id}", methods=["GET"])
+def get_incident(incident_id: str) -> Response:
+    if not _authorised():
+        return _error(401, "missing or wrong x-api-key header")
+    try:
+        incident = incidents.get(incident_id)
+    except incidents.IncidentNotFound:
+        return _error(404, "no such incident")
+    timeline = [
+        {"at": e.at, "actor": e.actor, "action": e.action, "channel": e.channel, "detail": e.detail}
+        for e in incidents.timeline(incident_id)
+    ]
+    return Response(body={**incidents.as_dict(incident), "timeline": timeline}, status_code=200)
+
+
+@app.route("/incidents/{incident_id}/{action}", methods=["POST"], content_types=JSON)
+def change_incident(incident_id: str, action: str) -> Response:
+    if not _authorised():
+        return _error(401, "missing or wrong x-api-key header")
+    target = {"acknowledge": incidents.ACKNOWLEDGED, "resolve": incidents.RESOLVED}.get(action)
+    if target is None:
+        return _error(404, "unknown action; use acknowledge or resolve")
+    try:
+        detail = _json_body().get("note")
+        incident = incidents.transition(
+            incident_id, target, actor=_actor(), channel="api", detail=str(detail)[:500] if detail else None
+        )
+    except incidents.IncidentNotFound:
+        return _error(404, "no such incident")
+    except incidents.InvalidTransition as exc:
+        return _error(409, str(exc))
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return Response(body=incidents.as_dict(incident), status_code=200)
+
+
+@app.schedule("rate(1 minute)", name="sweeper")
+def sweeper(event: Any) -> None:
+    """Response-time breaches (and, with paging, escalation) are checked once a minute."""
+    breaches = incidents.check_breaches()
+    if breaches:
+        logger.info("response-time targets breached", extra={"breaches": breaches})
 
 
 @app.on_sqs_message(queue="klaxon-mentions", batch_size=10, name="ingest")
