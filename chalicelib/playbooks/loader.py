@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.config import PROJECT_ROOT, settings
-from chalicelib.playbooks.models import SEVERITY_RANK, Playbook, Refs, Roster
+from chalicelib.playbooks.models import PATTERN_HELP, SEVERITY_RANK, Playbook, Refs, Roster
 from chalicelib.playbooks.yamlsource import Path_, Source, parse
 
 ROOT_KEY = "(file)"
@@ -143,6 +143,8 @@ def _message(error: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...]
         return f"unknown key {key!r} ({hint}allowed: {', '.join(allowed)})"
     if kind == "missing":
         return f"missing required key {str(loc[-1])!r}" if loc else "missing required key"
+    if kind == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") in PATTERN_HELP:
+        return f"{error['input']!r}: {PATTERN_HELP[error['ctx']['pattern']]}"
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]

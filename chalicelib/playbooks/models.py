@@ -40,12 +40,20 @@ from chalicelib.detect import DetectorParams
 # --- small types ------------------------------------------------------------------------------
 
 _ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_LANG = r"^[a-z]{2,3}$"
+_HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+PATTERN_HELP: dict[str, str] = {
+    _ID: "use lowercase letters, digits and hyphens, e.g. 'dana-levi'",
+    _LANG: "use a lowercase language code such as 'he' or 'en'",
+    _HHMM: "use a 24-hour time HH:MM, e.g. 09:00",
+}
+"""Plain-words replacements for pydantic's 'String should match pattern ...' messages."""
 BrandId = Annotated[str, StringConstraints(pattern=_ID)]
 """Same shape as chalicelib.ingest.models.BrandId (not imported: ingest will import us)."""
 PersonId = Annotated[str, StringConstraints(pattern=_ID)]
 Name = Annotated[str, StringConstraints(pattern=_ID)]
 """Schedule, escalation policy and playbook names: lowercase words joined by hyphens."""
-Lang = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+Lang = Annotated[str, StringConstraints(pattern=_LANG)]
 """ISO 639 language code as `chalicelib.sentiment.detect_language` returns it (he, en, ar, ru)."""
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Term = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -320,7 +328,7 @@ class Schedule(_Model):
     name: Name
     timezone: str = Field(description="IANA time zone the hand-off time is in")
     rotation: Literal["daily", "weekly"]
-    handoff: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local hand-off time, HH:MM")
+    handoff: str = Field(pattern=_HHMM, description="local hand-off time, HH:MM")
     start: date = Field(description="first day of the rotation; for weekly, also the hand-off weekday")
     members: list[PersonId] = Field(min_length=1, description="in rotation order")
     overrides: list[Override] = Field(default_factory=list)
@@ -657,7 +665,9 @@ class Playbook(_Model):
         people = _refs(info).people
         for lang, statement in value.items():
             signer = statement.get("signer") if isinstance(statement, dict) else None
-            languages = people.get(signer) if people is not None and isinstance(signer, str) else None
+            if not isinstance(signer, str) or not isinstance(lang, str) or not re.match(_LANG, lang):
+                continue
+            languages = people.get(signer) if people is not None else None
             if languages is not None and lang not in languages:
                 problems.append(((lang, "signer"), f"{signer!r} signs the {lang!r} statement but the roster "
                                  f"does not list {lang!r} among their languages", None))

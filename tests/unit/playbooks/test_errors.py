@@ -269,3 +269,17 @@ def test_errors_in_several_files_and_yml_files(tmp_path: Path) -> None:
     assert any(i.file.endswith("c.yaml") and i.message == "the file is empty" for i in issues)
     assert any(i.file.endswith("b.yml") and "end in .yaml" in i.message for i in issues)
     assert {i.key for i in issues if i.file.endswith("a.yaml")} >= {"name", "brands", "statements"}
+
+
+def test_pattern_errors_are_in_plain_words(tmp_path: Path) -> None:
+    text = VALID.replace("signer: yossi-mizrahi", "signer: Yossi Mizrahi", 1)
+    issue = only(check(tmp_path, text))
+    assert (issue.line, issue.key) == (line_of(text, "Yossi Mizrahi"), "statements.he.signer")
+    assert issue.message == "'Yossi Mizrahi': use lowercase letters, digits and hyphens, e.g. 'dana-levi'"
+
+
+def test_anchors_and_merge_keys_work(tmp_path: Path) -> None:
+    text = VALID.replace("  he:\n    signer: yossi-mizrahi", "  he: &statement\n    signer: yossi-mizrahi").replace(
+        "  en:\n    signer: yossi-mizrahi\n", "  en:\n    <<: *statement\n    signer: yossi-mizrahi\n"
+    )
+    assert check(tmp_path, text) == []

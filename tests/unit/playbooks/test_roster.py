@@ -88,7 +88,7 @@ def test_unquoted_ten_oclock_is_a_time_not_600(tmp_path: Path) -> None:
         ('phone: "+972545550111"', "phone: +972545550111", "people[0].phone", "must be a quoted string"),
         ("timezone: Europe/London", "timezone: Europe/Londn", "people[1].timezone", "not an IANA time zone"),
         ("languages: [en]", "languages: []", "people[1].languages", "at least 1 item"),
-        ("handoff: 09:00", "handoff: 9am", "schedules[0].handoff", "should match pattern"),
+        ("handoff: 09:00", "handoff: 9am", "schedules[0].handoff", "'9am': use a 24-hour time HH:MM"),
         ("rotation: weekly", "rotation: monthly", "schedules[0].rotation", "'daily' or 'weekly'"),
         ("members: [dana-levi, tom-baker]", "members: [dana-levi, tom-bakr]", "schedules[0].members[1]",
          "'tom-bakr' is not a person in the roster; did you mean 'tom-baker'?"),
