@@ -11,17 +11,19 @@ import difflib
 import os
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.config import PROJECT_ROOT, settings
 from chalicelib.playbooks.models import PATTERN_HELP, SEVERITY_RANK, Playbook, Refs, Roster
 from chalicelib.playbooks.yamlsource import Path_, Source, parse
+
+M = TypeVar("M", bound=BaseModel)
 
 ROOT_KEY = "(file)"
 """The key shown for problems that concern a whole file (syntax errors, empty file)."""
@@ -126,7 +128,7 @@ def _clean_loc(loc: tuple[Any, ...], source: Source) -> tuple[Any, ...]:
     return tuple(kept)
 
 
-def _message(error: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...], source: Source) -> str:
+def _message(error: Mapping[str, Any], model: type[BaseModel], loc: tuple[Any, ...], source: Source) -> str:
     """Pydantic's message, reworded where a plain one helps more."""
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -206,9 +208,7 @@ def _read(path: Path, file: str) -> tuple[Source, list[ValidationIssue]]:
     return source, issues
 
 
-def _validate(
-    model: type[BaseModel], source: Source, file: str, refs: Refs
-) -> tuple[BaseModel | None, list[ValidationIssue]]:
+def _validate(model: type[M], source: Source, file: str, refs: Refs) -> tuple[M | None, list[ValidationIssue]]:
     if not isinstance(source.data, dict):
         return None, []
     try:
@@ -231,8 +231,10 @@ def _raw_roster_refs(data: Any) -> Refs:
     for person in items("people"):
         if isinstance(person.get("id"), str):
             languages = person.get("languages")
-            ok = isinstance(languages, list) and all(isinstance(lang, str) for lang in languages)
-            people[person["id"]] = frozenset(languages) if ok else None
+            if isinstance(languages, list) and all(isinstance(lang, str) for lang in languages):
+                people[person["id"]] = frozenset(languages)
+            else:
+                people[person["id"]] = None
     return Refs(
         people=people,
         schedules=frozenset(s["name"] for s in items("schedules") if isinstance(s.get("name"), str)),
@@ -248,7 +250,7 @@ def check_roster(path: Path, display: str | None = None) -> tuple[Roster | None,
         return None, Refs(), issues
     refs = _raw_roster_refs(source.data)
     roster, more = _validate(Roster, source, file, refs)
-    return roster if not issues else None, refs, issues + more  # type: ignore[return-value]
+    return (roster if not issues else None), refs, issues + more
 
 
 def load_roster(path: Path | None = None) -> Roster:
@@ -280,7 +282,7 @@ def check_playbook(path: Path, refs: Refs, display: str | None = None) -> tuple[
     source, issues = _read(path, file)
     refs = Refs(refs.brands, refs.people, refs.schedules, refs.policies, file_stem=path.stem)
     playbook, more = _validate(Playbook, source, file, refs)
-    return (playbook if not issues else None), issues + more  # type: ignore[return-value]
+    return (playbook if not issues else None), issues + more
 
 
 def _playbook_files(directory: Path, display: str) -> tuple[list[Path], list[ValidationIssue]]:

@@ -14,15 +14,16 @@ from __future__ import annotations
 import difflib
 import re
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self, cast
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     PlainSerializer,
     PlainValidator,
     StringConstraints,
@@ -81,9 +82,11 @@ REQUIRED_PLACEHOLDERS = ("signer_name", "next_update")
 """A statement always says who is speaking and when they will speak again."""
 
 
-def _validate_with(
-    handler: ValidatorFunctionWrapHandler, value: object, problems: list[tuple[tuple[Any, ...], str, int | None]]
-) -> object:
+Problem = tuple[tuple[Any, ...], str, int | None]
+"""(sub-location, message, character offset in a scalar or None): one issue a validator found."""
+
+
+def _validate_with(handler: Callable[[Any], Any], value: object, problems: list[Problem]) -> object:
     """Run the inner validation and report its errors together with `problems` found by the caller."""
     extra = [InitErrorDetails(type=_fail(problems[0][1], problems), loc=(), input=value)] if problems else []
     try:
@@ -104,7 +107,7 @@ def _validate_with(
     return result
 
 
-def _fail(message: str, problems: list[tuple[tuple[Any, ...], str, int | None]] | None = None) -> PydanticCustomError:
+def _fail(message: str, problems: list[Problem] | None = None) -> PydanticCustomError:
     """An error whose message is literal text (braces included) and may carry several problems."""
     ctx: dict[str, Any] = {"msg": message}
     if problems:
@@ -217,10 +220,10 @@ def _check_target(target: str, info: ValidationInfo) -> str:
     return target
 
 
-def _duplicates(values: list[Any], key: str) -> list[tuple[tuple[Any, ...], str, int | None]]:
+def _duplicates(values: list[Any], key: str) -> list[Problem]:
     """One problem per repeated value, located at the repeat."""
     seen: dict[Any, int] = {}
-    problems = []
+    problems: list[Problem] = []
     for index, value in enumerate(values):
         if value in seen:
             where = (index, key) if key else (index,)
@@ -343,7 +346,7 @@ class Schedule(_Model):
     def _members(cls, value: list[str], info: ValidationInfo) -> list[str]:
         people = _refs(info).people
         if people is not None:
-            problems = [
+            problems: list[Problem] = [
                 ((i,), _not_a_person(m, people), None) for i, m in enumerate(value) if m not in people
             ]
             if problems:
@@ -362,7 +365,7 @@ class Schedule(_Model):
             return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
         spans = sorted((aware(o.start), aware(o.end), i) for i, o in enumerate(value))
-        problems = []
+        problems: list[Problem] = []
         for (_, end_a, a), (start_b, _, b) in zip(spans, spans[1:], strict=False):
             if start_b < end_a:
                 problems.append(((b, "start"), f"overlaps override [{a}]; one person covers at a time", None))
@@ -389,7 +392,7 @@ class EscalationStep(_Model):
     def _targets(cls, value: object, info: ValidationInfo) -> object:
         if not isinstance(value, list):
             return value
-        problems = []
+        problems: list[Problem] = []
         for index, target in enumerate(value):
             if isinstance(target, str):
                 try:
@@ -463,9 +466,10 @@ def template_problems(template: str) -> list[tuple[int, str]]:
             problems.append((match.start(), f"unmatched {token!r}; write {token * 2} for a literal brace"))
             continue
         name = match.group(1)
+        head = re.match(r"^(\w+)[!:.\[]", name)
         if name in PLACEHOLDERS:
             found.add(name)
-        elif re.match(r"^(\w+)[!:.\[]", name) and re.match(r"^(\w+)", name).group(1) in PLACEHOLDERS:  # type: ignore[union-attr]
+        elif head and head.group(1) in PLACEHOLDERS:
             problems.append((match.start(), f"{token}: write the bare placeholder; no conversions, formats or fields"))
         else:
             allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
@@ -505,7 +509,7 @@ class Statement(_Model):
     @classmethod
     def _approvers(cls, value: list[str], info: ValidationInfo) -> list[str]:
         people = _refs(info).people
-        problems = []
+        problems: list[Problem] = []
         for index, person in enumerate(value):
             if people is not None and person not in people:
                 problems.append(((index,), _not_a_person(person, people), None))
@@ -519,14 +523,14 @@ class Statement(_Model):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _quorum(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    def _quorum(cls, value: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
         """Quorum against the raw approver list, so it is reported even when an approver is unknown."""
         approvers, quorum = (value.get("approvers"), value.get("quorum")) if isinstance(value, dict) else (None, None)
-        problems: list[tuple[tuple[Any, ...], str, int | None]] = []
+        problems: list[Problem] = []
         if isinstance(approvers, list) and isinstance(quorum, int) and quorum > len(approvers):
             message = f"quorum {quorum} is more than the {len(approvers)} approver(s) listed"
             problems.append((("quorum",), message, None))
-        return _validate_with(handler, value, problems)
+        return cast(Self, _validate_with(handler, value, problems))
 
     @field_validator("template")
     @classmethod
@@ -589,7 +593,7 @@ class Triggers(_Model):
         """The detector settings for this playbook (None for a manual one), min_volume applied."""
         if self.manual:
             return None
-        params = self.detector or DetectorParams()
+        params = self.detector or DetectorParams.model_validate({})
         if self.min_volume is not None:
             params = params.model_copy(update={"min_volume": float(self.min_volume)})
         return params
@@ -625,7 +629,7 @@ class Playbook(_Model):
     @classmethod
     def _brands(cls, value: list[str], info: ValidationInfo) -> list[str]:
         known = _refs(info).brands
-        problems = []
+        problems: list[Problem] = []
         if known is not None:
             problems = [((i,), f"unknown brand {b!r}{_suggest(b, known, list_all=True)}", None)
                         for i, b in enumerate(value) if b not in known]
@@ -657,7 +661,7 @@ class Playbook(_Model):
         reported together with any error inside a statement."""
         if not isinstance(value, dict):
             return handler(value)
-        problems: list[tuple[tuple[Any, ...], str, int | None]] = []
+        problems: list[Problem] = []
         for lang in REQUIRED_LANGUAGES:
             if lang not in value:
                 needed = " and ".join(REQUIRED_LANGUAGES)
