@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 
-def classify(texts: list[str]) -> list[str]:
-    """Label each text negative, neutral or positive."""
-    return ["neutral" for _ in texts]
+def classify(texts: list[str], crisis_terms: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """Label each text negative, neutral or positive; a crisis term forces negative."""
+    terms = [t.casefold() for t in crisis_terms]
+    return ["negative" if any(t in text.casefold() for t in terms) else "neutral" for text in texts]
 
 
 def detect_language(text: str) -> str:
