@@ -59,11 +59,11 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _playbooks_schema(args: argparse.Namespace) -> int:
-    from chalicelib.playbooks.loader import default_playbooks_dir
+    from chalicelib.playbooks.loader import default_playbooks_dir, display_path
     from chalicelib.playbooks.schema import write_schema
 
     path = args.output or default_playbooks_dir() / "schema.json"
-    print(f"{path}: {'written' if write_schema(path) else 'already up to date'}")
+    print(f"{display_path(path)}: {'written' if write_schema(path) else 'already up to date'}")
     return 0
 
 

@@ -196,7 +196,7 @@ def _get(data: Any, path: Path_) -> Any:
 
 def _read(path: Path, file: str) -> tuple[Source, list[ValidationIssue]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark
     except FileNotFoundError:
         return Source(), [ValidationIssue(file, 1, ROOT_KEY, "file not found")]
     except (OSError, UnicodeDecodeError) as exc:
@@ -345,7 +345,7 @@ def validate_all(
     directory = Path(directory or default_playbooks_dir())
     roster_path = Path(roster_path or default_roster_file())
     brands_path = Path(brands_path or default_brands_file())
-    show = _relative if display else str
+    show = display_path if display else str
     _, roster_refs, issues = check_roster(roster_path, show(roster_path))
     brand_ids, brand_issues = check_brands(brands_path, show(brands_path))
     issues += brand_issues
@@ -364,7 +364,8 @@ def validate_dir(
     return validate_all(directory, roster_path, brands_path).issues
 
 
-def _relative(path: Path) -> str:
+def display_path(path: Path) -> str:
+    """The path relative to the working directory when it lies below it (shorter, clickable)."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:

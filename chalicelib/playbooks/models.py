@@ -103,7 +103,7 @@ def _validate_with(handler: Callable[[Any], Any], value: object, problems: list[
         ]
         raise ValidationError.from_exception_data(exc.title, inner + extra) from None
     if extra:
-        raise ValidationError.from_exception_data("statements", extra)
+        raise ValidationError.from_exception_data("klaxon", extra)
     return result
 
 
@@ -119,6 +119,8 @@ def _fail(message: str, problems: list[Problem] | None = None) -> PydanticCustom
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 DURATION_PATTERN = r"^(?=\d)(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+MAX_DURATION = timedelta(days=30)
+"""Nothing in a crisis waits longer; also keeps absurd values from overflowing timedelta."""
 _DURATION_HELP = 'a duration like "90s", "15m", "1h" or "1h30m" (units d, h, m, s, largest first)'
 
 
@@ -128,10 +130,12 @@ def parse_duration(text: str) -> timedelta:
     if not match or not text.strip():
         raise ValueError(f"{text!r} is not {_DURATION_HELP}")
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    value = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if value <= timedelta(0):
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total <= 0:
         raise ValueError(f"{text!r}: a duration must be longer than zero")
-    return value
+    if total > MAX_DURATION.total_seconds():
+        raise ValueError(f"{text!r} is longer than {MAX_DURATION.days} days")
+    return timedelta(seconds=total)
 
 
 def format_duration(value: timedelta) -> str:
@@ -298,7 +302,7 @@ class Person(_Model):
 def _check_timezone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise _fail(f"{value!r} is not an IANA time zone (e.g. Asia/Jerusalem, Europe/London)") from None
     return value
 

@@ -25,7 +25,9 @@ def test_parse(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "15", "m", "1.5h", "-5m", "30m1h", "1 h", "1H", "15min", "0s", "0h0m"])
+@pytest.mark.parametrize(
+    "text", ["", "15", "m", "1.5h", "-5m", "30m1h", "1 h", "1H", "15min", "0s", "0h0m", "31d", "99999999999999d"]
+)
 def test_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
