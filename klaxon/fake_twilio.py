@@ -219,7 +219,9 @@ class FakeTwilio:
     def start(self) -> FakeTwilio:
         self._server = ThreadingHTTPServer((LOOPBACK, self._requested_port), _handler_for(self))
         self._server.daemon_threads = True
-        for target, name in ((self._server.serve_forever, "fake-twilio-http"), (self._dispatch, "fake-twilio-cb")):
+        server = self._server
+        for target, name in ((lambda: server.serve_forever(poll_interval=0.05), "fake-twilio-http"),
+                             (self._dispatch, "fake-twilio-cb")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -371,9 +373,20 @@ class FakeTwilio:
         }
         with self._changed:
             self._all.append(
-                FakeMessage(sid=sid, account_sid=self.account_sid, to=to, from_=from_, body=body, direction="inbound",
-                            status="received", num_segments=max(info.segments, 1), date_created=now,
-                            date_updated=now, date_sent=now, statuses=["received"])
+                FakeMessage(
+                    sid=sid,
+                    account_sid=self.account_sid,
+                    to=to,
+                    from_=from_,
+                    body=body,
+                    direction="inbound",
+                    status="received",
+                    num_segments=max(info.segments, 1),
+                    date_created=now,
+                    date_updated=now,
+                    date_sent=now,
+                    statuses=["received"],
+                )
             )
             self._changed.notify_all()
         status, text, _ = _post_form(url, params, self._sign(url, params, auth_token), timeout)
@@ -393,9 +406,9 @@ class FakeTwilio:
             self._requests.append(ApiRequest(method, path, status))
             self._changed.notify_all()
 
-    def handle(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> tuple[
-        int, dict[str, Any], dict[str, str]
-    ]:
+    def handle(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """One API request → (HTTP status, JSON body, extra headers)."""
         fault = self._take_fault()
         if fault and fault.hang_seconds:
@@ -409,9 +422,9 @@ class FakeTwilio:
         except _TwilioError as err:
             return err.status, err.body(), err.headers
 
-    def _route(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> tuple[
-        int, dict[str, Any], dict[str, str]
-    ]:
+    def _route(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         match = re.fullmatch(rf"/{API_VERSION}/Accounts/([^/]+)/Messages(?:/([^/]+))?\.json", path)
         if not match:
             raise _TwilioError(404, 20404, f"The requested resource {path} was not found")
@@ -432,8 +445,12 @@ class FakeTwilio:
     def _authenticate(self, header: str, path_account: str) -> None:
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic" or not encoded:
-            raise _TwilioError(401, 20003, "Authentication Error - No credentials provided",
-                               {"WWW-Authenticate": 'Basic realm="Twilio API"'})
+            raise _TwilioError(
+                401,
+                20003,
+                "Authentication Error - No credentials provided",
+                {"WWW-Authenticate": 'Basic realm="Twilio API"'},
+            )
         try:
             username, _, password = base64.b64decode(encoded).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
@@ -503,8 +520,11 @@ class FakeTwilio:
     def _page(self, path: str, query: Mapping[str, str]) -> dict[str, Any]:
         filters = {"To": "to", "From": "from_"}
         with self._lock:
-            rows = [m for m in reversed(self._all)
-                    if all(getattr(m, attr) == query[key] for key, attr in filters.items() if query.get(key))]
+            rows = [
+                m
+                for m in reversed(self._all)
+                if all(getattr(m, attr) == query[key] for key, attr in filters.items() if query.get(key))
+            ]
         try:
             size = max(1, min(1000, int(query.get("PageSize", "50"))))
             page = max(0, int(query.get("Page", "0")))
@@ -536,12 +556,12 @@ class FakeTwilio:
         while not self._stopping.is_set():
             with self._changed:
                 if not self._events:
-                    self._changed.wait(0.2)
+                    self._changed.wait(0.05)
                     continue
                 due, _, sid, status = self._events[0]
                 wait = due - time.monotonic()
                 if wait > 0:
-                    self._changed.wait(min(wait, 0.2))
+                    self._changed.wait(min(wait, 0.05))
                     continue
                 heapq.heappop(self._events)
                 message = next(m for m in self._all if m.sid == sid)
@@ -657,10 +677,33 @@ def running_fake_twilio(
     step_delay: float = 0.05,
 ) -> Iterator[FakeTwilio]:
     """Serve a fake Twilio on 127.0.0.1 (`port` None: any free port) for the duration of the block."""
-    fake = FakeTwilio(account_sid=account_sid, auth_token=auth_token, fail_numbers=fail_numbers,
-                      step_delay=step_delay, port=port)
+    fake = FakeTwilio(
+        account_sid=account_sid, auth_token=auth_token, fail_numbers=fail_numbers, step_delay=step_delay, port=port
+    )
     fake.start()
     try:
         yield fake
     finally:
         fake.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m klaxon.fake_twilio [--port N]`: serve until Ctrl-C and print the environment to use."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Local fake of Twilio's Messages API on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=None, help="port (default: any free port)")
+    parser.add_argument("--step-delay", type=float, default=0.5, help="seconds between status changes")
+    args = parser.parse_args(argv)
+    with running_fake_twilio(args.port, step_delay=args.step_delay) as fake:
+        for key, value in fake.environment().items():
+            print(f"export {key}={value}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

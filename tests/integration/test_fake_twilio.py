@@ -108,7 +108,7 @@ def receiver(fake: FakeTwilio) -> Iterator[Receiver]:
     server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
     server.daemon_threads = True
     box.port = int(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield box
@@ -253,11 +253,11 @@ def test_raw_client_sees_500_as_rest_exception(fake: FakeTwilio) -> None:
 
 
 def test_a_hang_is_a_retryable_timeout_that_may_still_send(fake: FakeTwilio) -> None:
-    fake.hang_next(1, seconds=1.5)
+    fake.hang_next(1, seconds=0.8)
     started = time.monotonic()
     with pytest.raises(SmsSendError) as caught:
-        sender(fake, timeout=0.3).send(ON_CALL, "x")
-    assert time.monotonic() - started < 1.2
+        sender(fake, timeout=0.2).send(ON_CALL, "x")
+    assert time.monotonic() - started < 0.7
     assert caught.value.retryable and caught.value.maybe_sent
     fake.wait_for(lambda f: len(f.messages) == 1, timeout=5)  # the slow request went through after all
 
