@@ -407,7 +407,7 @@ class FakeTwilio:
             self._changed.notify_all()
 
     def handle(
-        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+        self, method: str, path: str, query: str, authorization: str, body: bytes
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """One API request → (HTTP status, JSON body, extra headers)."""
         fault = self._take_fault()
@@ -418,17 +418,17 @@ class FakeTwilio:
             extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return fault.status, _TwilioError(fault.status, code, message).body(), extra
         try:
-            return self._route(method, path, query, headers, body)
+            return self._route(method, path, query, authorization, body)
         except _TwilioError as err:
             return err.status, err.body(), err.headers
 
     def _route(
-        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+        self, method: str, path: str, query: str, authorization: str, body: bytes
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         match = re.fullmatch(rf"/{API_VERSION}/Accounts/([^/]+)/Messages(?:/([^/]+))?\.json", path)
         if not match:
             raise _TwilioError(404, 20404, f"The requested resource {path} was not found")
-        self._authenticate(headers.get("Authorization", ""), match.group(1))
+        self._authenticate(authorization, match.group(1))
         sid = match.group(2)
         if method == "POST" and sid is None:
             form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
@@ -644,7 +644,8 @@ def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             parts = urlsplit(self.path)
-            status, payload, extra = fake.handle(self.command, parts.path, parts.query, self.headers, body)
+            authorization = self.headers.get("Authorization") or ""
+            status, payload, extra = fake.handle(self.command, parts.path, parts.query, authorization, body)
             data = json.dumps(payload).encode("utf-8")
             fake._log_request(self.command, parts.path, status)
             try:
