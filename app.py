@@ -207,11 +207,22 @@ def sweeper(event: Any) -> None:
 def ingest(event: Any) -> dict[str, Any]:
     # Imported on first use: the classifier (numpy) and Powertools' batch module are only needed
     # by this function, and the webhook functions built from the same package start faster.
+    from chalicelib.alerts import service as alerts
     from chalicelib.ingest.pipeline import process_batch
+    from chalicelib.playbooks.loader import crisis_terms_for, default_playbooks
 
-    response, result = process_batch(event.to_dict())
+    playbooks = default_playbooks()
+    response, result = process_batch(event.to_dict(), crisis_terms=lambda b: crisis_terms_for(b, playbooks))
+    raised = alerts.feed_batch(result.totals, lambda b: alerts.params_for(b, playbooks))
+    opened = alerts.raise_incidents(raised, playbooks)
     logger.info(
         "batch ingested",
-        extra={"counted": len(result.counted), "duplicates": result.duplicates, "failed": result.failed},
+        extra={
+            "counted": len(result.counted),
+            "duplicates": result.duplicates,
+            "failed": result.failed,
+            "alarms": [f"{a.brand}: {a.alarm.explain()}" for a in raised],
+            "incidents": [(o.incident.id, o.created) for o in opened],
+        },
     )
     return response

@@ -1,4 +1,4 @@
-"""`klaxon demo`: replay four hours of mentions with a crisis at the end through the local stack.
+"""`klaxon demo`: replay 45 minutes of mentions with a crisis in them through the local stack.
 
 Everything goes over real HTTP to the Chalice routes with real platform signatures, through
 SQS (moto) and the ingest handler, exactly as in production. The stream is generated from a
@@ -11,7 +11,9 @@ do when they retry, to show deduplication.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import random
 import sys
 import time
@@ -26,13 +28,14 @@ from typing import Any
 from klaxon.signing import meta_headers, standard_headers, x_headers
 
 TEXTS = json.loads((Path(__file__).parent / "demo_data" / "texts.json").read_text(encoding="utf-8"))
-MINUTES = 240
-CRISIS_START = 205
+MINUTES = 45
+CRISIS_START = 25
+HISTORY_DAYS = 3
 SEED = 20261123
 RETRY_SHARE = 0.06
 
 BRANDS = {
-    "acme-telecom": {"x": "AcmeTelecom", "page": "104857600000001", "he": "אקמי", "en": "Acme Telecom", "rate": 6.0},
+    "acme-telecom": {"x": "AcmeTelecom", "page": "104857600000001", "he": "אקמי", "en": "Acme Telecom", "rate": 18.0},
     "golden-foods": {
         "x": "GoldenFoods",
         "page": "104857600000002",
@@ -65,15 +68,32 @@ class Tally:
     by_minute: Counter[int] = field(default_factory=Counter)
 
 
+def _daily(moment: datetime) -> float:
+    """Mentions follow the waking day: a third more at the afternoon peak, a third less at night."""
+    hour = moment.hour + moment.minute / 60
+    return 1.0 + 0.35 * math.sin((hour - 9) / 24 * 2 * math.pi)
+
+
+def history(brand: str, start: datetime, rng: random.Random) -> list[tuple[int, float, float]]:
+    """Per-minute (start, negative, total) for the days before the replay: the brand's normal."""
+    rate = float(BRANDS[brand]["rate"])
+    out = []
+    for minute in range(HISTORY_DAYS * 1440):
+        moment = start - timedelta(minutes=HISTORY_DAYS * 1440 - minute)
+        total = _poisson(rng, rate * _daily(moment))
+        negative = sum(1 for _ in range(total) if rng.random() < 0.2)
+        out.append((int(moment.timestamp()), float(negative), float(total)))
+    return out
+
+
 def plan_stream(start: datetime, rng: random.Random) -> list[Planned]:
     """Mentions per minute: Poisson around a daily curve, plus the crisis negatives."""
     out: list[Planned] = []
     serial = 0
     for minute in range(MINUTES):
-        hour_of_day = (start + timedelta(minutes=minute)).hour + minute % 60 / 60
-        daily = 1.0 + 0.35 * math.sin((hour_of_day - 9) / 24 * 2 * math.pi)
+        daily = _daily(start + timedelta(minutes=minute))
         for brand, info in BRANDS.items():
-            base = info["rate"] * daily
+            base = float(info["rate"]) * daily
             crisis = 0.0
             if brand == "acme-telecom" and minute >= CRISIS_START:
                 crisis = base * 0.25 * min(8.0, 1 + 7 * (minute - CRISIS_START) / 10)
@@ -237,12 +257,20 @@ def main(speed: float = 0.0) -> int:
     from klaxon.stack import free_port, running
 
     started = time.monotonic()
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the demo tells the story itself
+    logging.getLogger().setLevel(logging.WARNING)
     rng = random.Random(SEED)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now - timedelta(minutes=MINUTES)
     stream = plan_stream(start, rng)
     print("Klaxon demo: starting the local stack (moto DynamoDB + SQS, Chalice routes, SQS poller) ...")
-    with running(http_port=free_port()) as stack:
+    with running(http_port=free_port(), quiet=True) as stack:
+        from chalicelib.alerts.service import params_for, warm_start
+        from chalicelib.playbooks.loader import default_playbooks
+
+        for brand in BRANDS:
+            warm_start(brand, history(brand, start, rng), params_for(brand, default_playbooks()))
+        print(f"  detector warmed with {HISTORY_DAYS} days of per-minute history for {len(BRANDS)} brands")
         print(f"  routes at {stack.base_url}; replaying {len(stream)} mentions over {MINUTES} simulated minutes")
         tally = Tally()
         by_minute: dict[int, list[Planned]] = {}
@@ -251,7 +279,7 @@ def main(speed: float = 0.0) -> int:
         for minute in range(MINUTES):
             send_minute(stack.base_url, by_minute.get(minute, []), rng, tally)
             _backpressure(stack.queue_url)
-            if minute % 30 == 29:
+            if minute % 5 == 4:
                 print(
                     f"  t+{minute + 1:3d} min  deliveries {tally.deliveries:4d} (retries {tally.retries:2d})  "
                     f"mentions sent {tally.mentions:5d}"
@@ -268,9 +296,40 @@ def main(speed: float = 0.0) -> int:
                 break
             time.sleep(1)
         _summary(series, start, tally, expected, counted)
-        ok = counted == expected and tally.rejected == 0
+        opened = _incidents(stack.base_url)
+        ok = counted == expected and tally.rejected == 0 and bool(opened)
     print(f"demo finished in {time.monotonic() - started:.0f}s: {'OK' if ok else 'COUNT MISMATCH'}")
     return 0 if ok else 1
+
+
+def _incidents(base_url: str) -> list[dict[str, Any]]:
+    """Show what the spike opened: the incident, its figures and its timeline so far."""
+    listed = _get(base_url, "/incidents")["incidents"]
+    if not listed:
+        print("\nNo incident was opened (the detector saw no spike).")
+        return []
+    for summary in listed:
+        incident = _get(base_url, f"/incidents/{summary['id']}")
+        opened = datetime.fromtimestamp(incident["opened_at"], tz=UTC)
+        print(
+            f"\nIncident {incident['id']}  code {incident['code']}  [{incident['severity']}] {incident['brand']} / "
+            f"{incident['playbook']}"
+        )
+        print(
+            f"  status {incident['status']}, opened {opened:%H:%M:%S} UTC by {incident['opened_by']}: "
+            f"{incident['summary']}"
+        )
+        print(
+            f"  alarms merged into it: {incident['alarms']}; peak ratio {incident['peak_ratio']:.1f}x; "
+            f"acknowledge by {datetime.fromtimestamp(incident['ack_due'], tz=UTC):%H:%M} UTC"
+        )
+        for entry in incident["timeline"]:
+            at = datetime.fromtimestamp(entry["at"], tz=UTC)
+            print(
+                f"    {at:%H:%M:%S}  {entry['actor']:>9s} via {entry['channel']:<8s} {entry['action']}: "
+                f"{entry['detail'] or ''}"
+            )
+    return list(listed)
 
 
 def _summary(

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ def start_moto(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
         raise PortInUse(f"port {port} on {LOOPBACK} is taken; set KLAXON_MOTO_PORT to another port")
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+        [sys.executable, "-m", "klaxon.moto_server", "-p", str(port)],
         stdout=out,
         stderr=out,
         env={**os.environ, "MOTO_CALL_RESET_API": "true"},
@@ -153,9 +154,12 @@ class Stack:
             stop_process(proc)
 
 
-def _serve_routes(stack: Stack, port: int) -> None:
+def _serve_routes(stack: Stack, port: int, quiet: bool) -> None:
     from chalice.config import Config
-    from chalice.local import create_local_server
+    from chalice.local import ChaliceRequestHandler, create_local_server
+
+    if quiet:  # the demo prints its own story; per-request access lines would drown it
+        ChaliceRequestHandler.log_message = lambda *args, **kwargs: None  # type: ignore[method-assign]
 
     import app as chalice_app
 
@@ -209,9 +213,24 @@ def _schedule(stack: Stack) -> None:
             if time.monotonic() >= due:
                 job[2] = due + seconds
                 try:
-                    chalice_app.app.handler_map[name]({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+                    chalice_app.app.handler_map[name](scheduled_event(name), None)
                 except Exception as exc:
                     print(f"scheduler: {name}: {exc}", file=sys.stderr)
+
+
+def scheduled_event(rule: str) -> dict[str, Any]:
+    """The EventBridge event a scheduled Lambda receives (Chalice builds its CloudWatchEvent from it)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": os.environ.get("AWS_REGION", "us-east-1"),
+        "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{rule}"],
+        "detail": {},
+    }
 
 
 def _rate_seconds(expression: str) -> int | None:
@@ -224,7 +243,12 @@ def _rate_seconds(expression: str) -> int | None:
 
 @contextmanager
 def running(
-    *, moto_port: int | None = None, http_port: int | None = None, poller: bool = True, log: Path | None = None
+    *,
+    moto_port: int | None = None,
+    http_port: int | None = None,
+    poller: bool = True,
+    log: Path | None = None,
+    quiet: bool = False,
 ) -> Iterator[Stack]:
     """Start moto, provision, serve routes (if `http_port`), run the poller and scheduler."""
     moto_port = moto_port or free_port()
@@ -236,7 +260,7 @@ def running(
     try:
         stack.queue_url, stack.dlq_url = provision()
         if http_port is not None:
-            _serve_routes(stack, http_port)
+            _serve_routes(stack, http_port, quiet)
         if poller:
             for target in (_poll, _schedule):
                 thread = threading.Thread(target=target, args=(stack,), name=target.__name__, daemon=True)

@@ -17,12 +17,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib.config import Settings, settings
 from chalicelib.counters.service import read_series
 from chalicelib.detect import Alarm, DetectorParams, DetectorState, observe
+from chalicelib.incidents import service as incidents
+from chalicelib.playbooks.loader import playbook_for
 from chalicelib.store.models import SENTIMENTS, DetectorStateItem, bind, counter_attribute
 
 BUCKET_SECONDS = 60
@@ -63,8 +66,38 @@ def bootstrap(brand: str, params: DetectorParams, until: int, cfg: Settings) -> 
     return state
 
 
-def feed(brand: str, minute: int, params: DetectorParams, cfg: Settings | None = None) -> Alarm | None:
-    """Observe the brand-minute's current counts; returns the alarm if this observation raised one."""
+def warm_start(
+    brand: str, history: Iterable[tuple[int, float, float]], params: DetectorParams, cfg: Settings | None = None
+) -> bool:
+    """Teach a brand's detector its normal from imported per-minute history (bucket start, negative,
+    total), e.g. a social-listening export, so it can alarm on day one. Only a brand with no
+    detector state yet is warmed; returns False (and changes nothing) otherwise."""
+    bind(cfg or settings())
+    state: DetectorState | None = None
+    for start, negative, total in sorted(history):
+        state, _ = observe(
+            state, params, bucket_start=int(start), bucket_seconds=BUCKET_SECONDS, negative=negative, total=total
+        )
+    if state is None:
+        return False
+    try:
+        DetectorStateItem(f"detector#{brand}", state=state.to_bytes()).save()  # version: must not exist yet
+    except PutError as exc:
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def feed(
+    brand: str, minute: int, params: DetectorParams, cfg: Settings | None = None, *, newest: int | None = None
+) -> Alarm | None:
+    """Observe the brand-minute's current counts; returns the alarm if this observation raised one.
+
+    With `newest` (the newest minute with data), a `minute` older than the detector's open minute
+    is replaced by the open minute, whose count may have grown since it was last observed.
+    """
+    newest = minute if newest is None else newest
     cfg = bind(cfg or settings())
     for attempt in range(_ATTEMPTS):
         if attempt:
@@ -95,15 +128,70 @@ def feed_batch(
     cfg: Settings | None = None,
     now: float | None = None,
 ) -> list[BrandAlarm]:
-    """Feed every (brand, minute) a batch touched, oldest first, so each minute is closed with its
-    latest count; minutes more than `STALE_SECONDS` old are counted but are not news, and skipped."""
+    """Feed each brand's detector the minute before the newest minute this batch touched.
+
+    Mentions reach us out of order: platforms stamp them seconds before delivery and SQS does not
+    keep order, so a batch straddling a minute boundary is the rule, not the exception. Feeding
+    the newest minute would close the one before it while its stragglers are still arriving; a
+    one-minute lag lets each minute fill before the detector judges it (and it can still fire
+    early, before that minute is complete). Minutes older than `STALE_SECONDS` are counted but
+    are not news.
+    """
     cfg = cfg or settings()
     clock = time.time() if now is None else now
+    newest: dict[str, int] = {}
+    for brand, minute in touched:
+        newest[brand] = max(newest.get(brand, minute), minute)
     alarms: list[BrandAlarm] = []
-    for brand, minute in sorted(set(touched)):
-        if minute < clock - STALE_SECONDS:
+    for brand, minute in sorted(newest.items()):
+        judged = minute - BUCKET_SECONDS
+        if judged < clock - STALE_SECONDS:
             continue
-        alarm = feed(brand, minute, params_for(brand), cfg)
+        alarm = feed(brand, judged, params_for(brand), cfg, newest=minute)
         if alarm is not None:
             alarms.append(BrandAlarm(brand, alarm))
     return alarms
+
+
+def params_for(brand: str, playbooks: Iterable[Any]) -> DetectorParams:
+    """The detector settings of the most severe automatic playbook covering the brand, else defaults.
+
+    The playbook's `min_volume` goes into the detector itself: an alarm dropped afterwards for low
+    volume would still start the detector's cooldown and swallow the real spike a minute later.
+    """
+    for playbook in playbook_for(brand, playbooks):
+        params = playbook.triggers.detector_params()
+        if params is not None:
+            return params
+    return DetectorParams()
+
+
+def raise_incidents(alarms: Iterable[BrandAlarm], playbooks: Iterable[Any], cfg: Settings | None = None) -> list[Any]:
+    """Open (or grow) the incident of every automatic playbook an alarm concerns; returns `Opened`s."""
+    playbooks = tuple(playbooks)
+    opened = []
+    for brand_alarm in alarms:
+        alarm = brand_alarm.alarm
+        for playbook in playbook_for(brand_alarm.brand, playbooks):
+            if playbook.triggers.manual:
+                continue
+            targets = playbook.response_targets
+            opened.append(
+                incidents.open_or_update(
+                    brand=brand_alarm.brand,
+                    playbook=playbook.id,
+                    severity=playbook.severity,
+                    trigger=incidents.Trigger(
+                        actor="detector",
+                        channel="ingest",
+                        summary=alarm.explain(),
+                        observed=alarm.observed,
+                        expected=alarm.expected,
+                        ratio=alarm.ratio,
+                    ),
+                    ack_seconds=int(targets.acknowledge.total_seconds()),
+                    response_seconds=int(targets.first_public_response.total_seconds()),
+                    cfg=cfg,
+                )
+            )
+    return opened

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,9 +91,22 @@ def _new_token() -> str:
     return secrets.token_hex(16)
 
 
-def classify_all(mentions: list[Mention]) -> list[Mention]:
-    """Language and sentiment for every mention, in one vectorised call."""
-    labels = sentiment.classify([m.text for m in mentions])
+def classify_all(mentions: list[Mention], crisis_terms: Callable[[str], tuple[str, ...]]) -> list[Mention]:
+    """Language and sentiment for every mention: one vectorised call per set of crisis terms.
+
+    A playbook's crisis terms ("boycott", "חרם") force a mention of its brands into the
+    negative series, whatever the model thinks of the wording.
+    """
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, mention in enumerate(mentions):
+        terms = tuple(dict.fromkeys(t for brand in mention.brands for t in crisis_terms(brand)))
+        groups.setdefault(terms, []).append(i)
+    labels: list[str] = [""] * len(mentions)
+    for terms, indexes in groups.items():
+        for i, label in zip(
+            indexes, sentiment.classify([mentions[i].text for i in indexes], crisis_terms=terms), strict=True
+        ):
+            labels[i] = label
     return [
         m.model_copy(update={"language": sentiment.detect_language(m.text), "sentiment": label})
         for m, label in zip(mentions, labels, strict=True)
@@ -177,7 +191,15 @@ def _split(ids: bytes | None) -> set[bytes]:
     return {data[i : i + _DIGEST_BYTES] for i in range(0, len(data), _DIGEST_BYTES)}
 
 
-def process_batch(event: dict[str, Any], cfg: Settings | None = None) -> tuple[dict[str, Any], BatchResult]:
+def _no_terms(brand: str) -> tuple[str, ...]:
+    return ()
+
+
+def process_batch(
+    event: dict[str, Any],
+    cfg: Settings | None = None,
+    crisis_terms: Callable[[str], tuple[str, ...]] = _no_terms,
+) -> tuple[dict[str, Any], BatchResult]:
     """Handle one SQS event; returns the partial-batch-failure response and what was counted.
 
     Records that cannot be parsed or claimed fail alone (`batchItemFailures`); if the
@@ -193,7 +215,7 @@ def process_batch(event: dict[str, Any], cfg: Settings | None = None) -> tuple[d
             parsed[message_id] = Mention.model_validate_json(record.get("body") or "")
         except ValidationError as exc:
             errors[message_id] = f"not a Mention: {exc.errors()[0]['msg']}"
-    classified = dict(zip(parsed, classify_all(list(parsed.values())), strict=True))
+    classified = dict(zip(parsed, classify_all(list(parsed.values()), crisis_terms), strict=True))
 
     chunks: list[Chunk] = [Chunk(_new_token())]
     seen: set[str] = set()  # a mention twice in one batch is claimed once, by one chunk

@@ -14,8 +14,14 @@ pytestmark = pytest.mark.integration
 
 
 def alarm(observed: float = 120, ratio: float = 6.0) -> Trigger:
-    return Trigger(actor="detector", channel="ingest", summary=f"neg {observed:.0f}/5min, {ratio:.0f}x usual",
-                   observed=observed, expected=observed / ratio, ratio=ratio)
+    return Trigger(
+        actor="detector",
+        channel="ingest",
+        summary=f"neg {observed:.0f}/5min, {ratio:.0f}x usual",
+        observed=observed,
+        expected=observed / ratio,
+        ratio=ratio,
+    )
 
 
 def test_parallel_alarms_open_exactly_one_incident(env: Any) -> None:
@@ -24,8 +30,11 @@ def test_parallel_alarms_open_exactly_one_incident(env: Any) -> None:
 
     def fire(i: int) -> None:
         try:
-            results.append(incidents.open_or_update(brand="acme-telecom", playbook="outage", severity="sev1",
-                                                    trigger=alarm(100 + i, 5 + i / 10)))
+            results.append(
+                incidents.open_or_update(
+                    brand="acme-telecom", playbook="outage", severity="sev1", trigger=alarm(100 + i, 5 + i / 10)
+                )
+            )
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -48,8 +57,14 @@ def test_parallel_alarms_open_exactly_one_incident(env: Any) -> None:
 
 
 def test_lifecycle_refuses_invalid_transitions_and_logs_every_change(env: Any) -> None:
-    opened = incidents.open_or_update(brand="golden-foods", playbook="recall", severity="sev2", trigger=alarm(),
-                                      ack_seconds=900, response_seconds=3600)
+    opened = incidents.open_or_update(
+        brand="golden-foods",
+        playbook="recall",
+        severity="sev2",
+        trigger=alarm(),
+        ack_seconds=900,
+        response_seconds=3600,
+    )
     incident_id = opened.incident.id
     assert incidents.by_code(opened.incident.code).id == incident_id
     with pytest.raises(InvalidTransition):
@@ -77,8 +92,14 @@ def test_lifecycle_refuses_invalid_transitions_and_logs_every_change(env: Any) -
 
 
 def test_response_time_breaches_recorded_once(env: Any) -> None:
-    opened = incidents.open_or_update(brand="acme-telecom", playbook="outage", severity="sev1", trigger=alarm(),
-                                      ack_seconds=600, response_seconds=3600)
+    opened = incidents.open_or_update(
+        brand="acme-telecom",
+        playbook="outage",
+        severity="sev1",
+        trigger=alarm(),
+        ack_seconds=600,
+        response_seconds=3600,
+    )
     start = opened.incident.opened_at
     assert incidents.check_breaches(now=start + 60) == []
     assert incidents.check_breaches(now=start + 601) == [(opened.incident.id, "acknowledge")]
@@ -87,3 +108,56 @@ def test_response_time_breaches_recorded_once(env: Any) -> None:
     assert incidents.check_breaches(now=start + 3601) == [(opened.incident.id, "first_response")]
     actions = [e.action for e in incidents.timeline(opened.incident.id)]
     assert actions.count("target_breached") == 2
+
+
+def test_sweeper_schedule_runs_through_chalice(env: Any) -> None:
+    from klaxon.stack import scheduled_event
+
+    opened = incidents.open_or_update(
+        brand="acme-telecom", playbook="outage", severity="sev1", trigger=alarm(), ack_seconds=1, response_seconds=3600
+    )
+    import time
+
+    time.sleep(1.2)
+    env.client.lambda_.invoke("sweeper", scheduled_event("sweeper"))
+    assert incidents.get(opened.incident.id).breaches == ["acknowledge"]
+
+
+def test_webhook_spike_opens_exactly_one_incident(env: Any) -> None:
+    """The whole path: warm detector, a burst of outage mentions through SQS, one incident."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.alerts.service import params_for, warm_start
+    from chalicelib.ingest.models import Author, Mention
+    from chalicelib.ingest.queue import enqueue
+    from chalicelib.playbooks.loader import default_playbooks
+
+    rng = random.Random(5)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    quiet = [
+        (int((now - timedelta(minutes=m)).timestamp()), float(rng.randint(0, 3)), float(rng.randint(8, 14)))
+        for m in range(3 * 1440, 5, -1)
+    ]
+    playbooks = default_playbooks()
+    assert warm_start("acme-telecom", quiet, params_for("acme-telecom", playbooks))
+    burst = [
+        Mention(
+            platform="x",
+            platform_id=f"9{minute}{i:03d}",
+            text=f"@AcmeTelecom network down, no signal since noon {i}",
+            author=Author(handle=f"u{i}"),
+            created_at=now - timedelta(minutes=5 - minute) + timedelta(seconds=i),
+            brands=("acme-telecom",),
+        )
+        for minute in range(5)
+        for i in range(60)
+    ]
+    for start in range(0, len(burst), 40):
+        enqueue(burst[start : start + 40])
+        env.drain()
+    open_now = incidents.open_incidents()
+    assert [(i.brand, i.playbook) for i in open_now] == [("acme-telecom", "acme-network-outage")]
+    (incident,) = open_now
+    assert incident.severity == "sev1" and incident.ack_due == pytest.approx(incident.opened_at + 600)
+    assert "usual" in incident.summary
