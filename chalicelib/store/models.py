@@ -197,9 +197,83 @@ class IncidentPointerItem(_IncidentBase):
     incident_id = UnicodeAttribute()
 
 
+# --- paging (issue 7): escalation state and page records ---------------------------------------
+# Both live in `<prefix>-incidents` under the incident's partition key, next to its timeline:
+#   `incident#<id>` / `esc#state`                       the escalation's position (one per incident)
+#   `incident#<id>` / `page#r<round>s<step>#<person>`    one page of one person at one step (`page#fb#...`
+#                                                       for the fallback): the idempotency record
+# Active escalations carry `open_shard = "escalating"`, so the existing sparse `open-incidents`
+# index lists them under their own hash key (an overloaded index: no table change, and open
+# incidents, which carry "open", never mix with them).
+
+
+class OpenEscalationIndex(GlobalSecondaryIndex["EscalationItem"]):
+    """The `open-incidents` index read as escalation items (hash key "escalating")."""
+
+    class Meta:
+        index_name = "open-incidents"
+        projection = AllProjection()
+        read_capacity_units = 1
+        write_capacity_units = 1
+
+    open_shard = UnicodeAttribute(hash_key=True)
+    opened_at = NumberAttribute(range_key=True)
+
+
+class EscalationItem(_IncidentBase):
+    """Where an incident's escalation stands; every move is conditional on `version`."""
+
+    incident_id = UnicodeAttribute()
+    playbook = UnicodeAttribute()
+    policy = UnicodeAttribute()
+    lead = UnicodeAttribute(null=True)  # the playbook's schedule, paged with step 0 of every round
+    phase = UnicodeAttribute()  # "steps" | "fallback" | "done"
+    round = NumberAttribute(default=0)
+    step = NumberAttribute(default=0)
+    targets = ListAttribute(of=UnicodeAttribute, default=list)  # person ids resolved when the step began
+    step_started_at = NumberAttribute()
+    due = NumberAttribute()  # the step's ack timeout runs out
+    started_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    reason = UnicodeAttribute(null=True)  # why it stopped
+    open_shard = UnicodeAttribute(null=True)
+    opened_at = NumberAttribute()
+    open_index = OpenEscalationIndex()
+    version = VersionAttribute()
+
+
+class PageItem(_IncidentBase):
+    """One page: created (conditionally) before the SMS is sent, so a person is paged once per step.
+
+    `state` is the send: sending / sent / send_failed / unknown / rejected / gave_up; `delivery`
+    is the vendor's last reported status, moved forward only (`delivery_rank`).
+    """
+
+    incident_id = UnicodeAttribute()
+    position = UnicodeAttribute()
+    person = UnicodeAttribute()
+    phone = UnicodeAttribute()
+    lang = UnicodeAttribute()
+    state = UnicodeAttribute()
+    attempts = NumberAttribute(default=0)
+    next_attempt_at = NumberAttribute(null=True)
+    sid = UnicodeAttribute(null=True)
+    segments = NumberAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    error_code = NumberAttribute(null=True)
+    delivery = UnicodeAttribute(null=True)
+    delivery_rank = NumberAttribute(null=True)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+
+
+PAGING_MODELS: tuple[type[Model], ...] = (EscalationItem, PageItem)
+# --- end of paging ----------------------------------------------------------------------------------
+
+
 MENTION_MODELS: tuple[type[Model], ...] = (MentionItem, LedgerItem, SeenWebhookItem, DetectorStateItem)
 COUNTER_MODELS: tuple[type[Model], ...] = (CounterItem,)
-INCIDENT_MODELS: tuple[type[Model], ...] = (IncidentItem, TimelineItem, IncidentPointerItem)
+INCIDENT_MODELS: tuple[type[Model], ...] = (IncidentItem, TimelineItem, IncidentPointerItem) + PAGING_MODELS
 ALL_MODELS: tuple[type[Model], ...] = MENTION_MODELS + COUNTER_MODELS + INCIDENT_MODELS
 
 _bound: Settings | None = None

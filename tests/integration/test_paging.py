@@ -1,0 +1,413 @@
+"""Escalation and invariant 4 against the real moto server and the real twilio client (fake Twilio API).
+
+The SMS webhooks (status callbacks, inbound replies) are served here by a small receiver that
+does what the routes will do: verify X-Twilio-Signature on the raw form, then call the paging
+service. Time is passed explicitly; nothing sleeps except waiting for the fake's callbacks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from chalicelib.incidents import service as incidents
+from chalicelib.paging import service as paging
+from chalicelib.paging import twilio_sms
+from chalicelib.paging.oncall import on_call
+from chalicelib.playbooks.loader import default_playbooks, load_roster
+from chalicelib.playbooks.models import Playbook, Roster
+from klaxon.fake_twilio import FakeTwilio, running_fake_twilio
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 2, 10, 10, 0, tzinfo=UTC)  # a Tuesday; Sarah is on call for test-comms (checked below)
+MINUTE = timedelta(minutes=1)
+
+
+def _roster() -> Roster:
+    """A small roster built from the shipped people (their real roster numbers) and a test policy."""
+    shipped = load_roster()
+    keep = ("maya-katz", "sarah-whitfield", "omar-haddad", "james-okafor", "michal-peretz", "noa-ben-david")
+    return Roster.model_validate(
+        {
+            "people": [p.model_dump() for p in shipped.people if p.id in keep],
+            "schedules": [
+                {
+                    "name": "test-comms",
+                    "timezone": "Asia/Jerusalem",
+                    "rotation": "daily",
+                    "handoff": "09:00",
+                    "start": "2026-01-04",
+                    "members": ["maya-katz", "sarah-whitfield"],
+                }
+            ],
+            "escalation_policies": [
+                {
+                    "name": "test-policy",
+                    "steps": [
+                        {"targets": ["schedule:test-comms"], "ack_timeout": "5m"},
+                        {"targets": ["person:omar-haddad", "person:james-okafor"], "ack_timeout": "10m"},
+                    ],
+                    "repeat": 1,
+                    "fallback": "person:michal-peretz",
+                }
+            ],
+        }
+    )
+
+
+ROSTER = _roster()
+PHONE = {p.id: p.phone for p in ROSTER.people}
+PERSON_BY_PHONE = {p.phone: p.id for p in ROSTER.people}
+
+
+def _playbook() -> Playbook:
+    shipped = next(p for p in default_playbooks() if p.id == "acme-network-outage")
+    return shipped.model_copy(update={"schedule": "test-comms", "escalation_policy": "test-policy"})
+
+
+class _Receiver:
+    """The webhook side: verifies each request's signature, then calls the paging service."""
+
+    def __init__(self, auth_token: str) -> None:
+        self.auth_token = auth_token
+        self.results: list[tuple[str, Any]] = []
+        self.rejected = 0
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - stdlib name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                url = receiver.url + self.path
+                signature = self.headers.get(twilio_sms.SIGNATURE_HEADER)
+                if not twilio_sms.verify_twilio_form(url, body, signature, receiver.auth_token):
+                    with receiver.lock:
+                        receiver.rejected += 1
+                    self._answer(403, "forbidden")
+                    return
+                form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+                if self.path.startswith("/sms/status"):
+                    result: Any = paging.handle_status_callback(
+                        form, page_key=paging.page_key_from_url(url), roster=ROSTER, now=receiver.now
+                    )
+                else:
+                    inbound = twilio_sms.parse_inbound(form)
+                    result = paging.handle_inbound_sms(inbound.from_, inbound.body, ROSTER, receiver.now)
+                with receiver.lock:
+                    receiver.results.append((urlsplit(self.path).path, result))
+                self._answer(200, result or "")
+
+            def _answer(self, status: int, text: str) -> None:
+                data = text.encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.now: datetime = T0
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def statuses(self) -> list[Any]:
+        with self.lock:
+            return [r for path, r in self.results if path == "/sms/status"]
+
+
+@dataclass
+class Paging:
+    fake: FakeTwilio
+    receiver: _Receiver
+    playbook: Playbook
+
+    def open_incident(self, summary: str = "neg 212/5min, 9.2x usual (expected 23)") -> incidents.IncidentItem:
+        opened = incidents.open_or_update(
+            brand="acme-telecom",
+            playbook=self.playbook.id,
+            severity="sev1",
+            trigger=incidents.Trigger(actor="detector", channel="ingest", summary=summary, observed=212,
+                                      expected=23, ratio=9.2),
+        )
+        assert opened.created
+        return opened.incident
+
+    def sent_to(self) -> list[str]:
+        """Person ids of every outbound SMS, in order."""
+        return [PERSON_BY_PHONE[m.to] for m in self.fake.messages]
+
+    def wait_for_final_statuses(self) -> None:
+        """Every outbound message reached a final status and its callback was answered."""
+        for message in self.fake.messages:
+            self.fake.wait_for_status(message.sid)
+
+
+@pytest.fixture
+def pg(env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paging]:
+    with running_fake_twilio(step_delay=0.01) as fake:
+        receiver = _Receiver(fake.auth_token)
+        for key, value in fake.environment().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("KLAXON_PUBLIC_URL", "https://klaxon.example.com")
+        monkeypatch.setenv("KLAXON_SMS_STATUS_URL", receiver.url + "/sms/status")
+        twilio_sms.default_sender.cache_clear()
+        try:
+            yield Paging(fake=fake, receiver=receiver, playbook=_playbook())
+        finally:
+            receiver.stop()
+            twilio_sms.default_sender.cache_clear()
+
+
+def test_roster_assumptions() -> None:
+    schedule = ROSTER.schedules[0]
+    assert on_call(schedule, T0) == "sarah-whitfield"
+    assert on_call(schedule, T0 + 40 * MINUTE) == "sarah-whitfield"  # no hand-off during these tests
+
+
+def test_step_zero_pages_exactly_the_on_call_person(pg: Paging) -> None:
+    incident = pg.open_incident()
+    esc = paging.start_escalation(incident, pg.playbook, ROSTER, T0)
+    assert esc.targets == ["sarah-whitfield"]
+    assert pg.sent_to() == ["sarah-whitfield"]
+    (message,) = pg.fake.messages
+    assert message.body.startswith("KLAXON SEV1 Acme Telecom\nneg 212/5min")
+    assert message.body.endswith(f"https://klaxon.example.com/i/{incident.code}\nReply ACK {incident.code}")
+    assert message.num_segments == 1
+    # a retried Lambda starting it again pages nobody twice
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0 + timedelta(seconds=3))
+    assert pg.sent_to() == ["sarah-whitfield"]
+    (page,) = paging.pages(incident.id)
+    assert (page.state, page.sid, page.person, page.attempts) == ("sent", message.sid, "sarah-whitfield", 1)
+    pg.wait_for_final_statuses()
+    assert paging.pages(incident.id)[0].delivery == "delivered"
+    actions = [e.action for e in incidents.timeline(incident.id)]
+    assert actions.count("paged") == 1 and "escalation_started" in actions and "page_delivered" in actions
+
+
+def test_sweep_waits_for_the_timeout_then_escalates(pg: Paging) -> None:
+    incident = pg.open_incident()
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0)
+    assert paging.sweep(T0 + 4 * MINUTE, roster=ROSTER).sent == []
+    assert pg.sent_to() == ["sarah-whitfield"]
+    outcome = paging.sweep(T0 + 5 * MINUTE, roster=ROSTER)
+    assert outcome.advanced == [incident.id]
+    assert pg.sent_to() == ["sarah-whitfield", "omar-haddad", "james-okafor"]
+    assert paging.sweep(T0 + 6 * MINUTE, roster=ROSTER).sent == []
+    assert len(pg.fake.messages) == 3
+
+
+def test_repeat_rounds_then_fallback_then_stop(pg: Paging) -> None:
+    incident = pg.open_incident()
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0)
+    for minutes in (5, 15, 20, 30, 40, 50, 60):
+        paging.sweep(T0 + minutes * MINUTE, roster=ROSTER)
+    assert pg.sent_to() == [
+        "sarah-whitfield",  # round 1, step 1
+        "omar-haddad", "james-okafor",  # round 1, step 2 (at +5m)
+        "sarah-whitfield",  # round 2, step 1 (+15m)
+        "omar-haddad", "james-okafor",  # round 2, step 2 (+20m)
+        "michal-peretz",  # fallback (+30m)
+    ]
+    esc = paging.get_escalation(incident.id)
+    assert esc is not None and (esc.phase, esc.reason) == ("done", "exhausted")
+    assert paging.open_escalations() == []
+    positions = [p.position for p in paging.pages(incident.id)]
+    assert positions == ["fb", "r00s00", "r00s01", "r00s01", "r01s00", "r01s01", "r01s01"]
+
+
+def test_concurrent_sweeps_page_each_person_once_per_step(pg: Paging) -> None:
+    incident = pg.open_incident()
+    starts = [threading.Thread(target=paging.start_escalation, args=(incident, pg.playbook, ROSTER, T0))
+              for _ in range(4)]
+    for t in starts:
+        t.start()
+    for t in starts:
+        t.join()
+    assert pg.sent_to() == ["sarah-whitfield"]
+    errors: list[BaseException] = []
+
+    def run(at: datetime) -> None:
+        try:
+            paging.sweep(at, roster=ROSTER)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    for minutes in (5, 15):
+        threads = [threading.Thread(target=run, args=(T0 + minutes * MINUTE + i * timedelta(seconds=1),))
+                   for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    sent = pg.sent_to()
+    assert sorted(sent) == sorted(["sarah-whitfield", "omar-haddad", "james-okafor", "sarah-whitfield"])
+    esc = paging.get_escalation(incident.id)
+    assert esc is not None and (esc.round, esc.step) == (1, 0)
+    escalated = [e for e in incidents.timeline(incident.id) if e.action == "escalated"]
+    assert len(escalated) == 2  # one advance per timeout, whoever won it
+
+
+def test_sms_ack_stops_escalation_and_the_signature_is_checked(pg: Paging) -> None:
+    incident = pg.open_incident()
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0)
+    pg.receiver.now = T0 + 2 * MINUTE
+    inbound_url = pg.receiver.url + "/sms/inbound"
+    forged = pg.fake.send_inbound(inbound_url, PHONE["sarah-whitfield"], "+15005550006", f"ACK {incident.code}",
+                                  auth_token="not-the-token")
+    assert forged.status == 403 and pg.receiver.rejected == 1
+    assert incidents.get(incident.id).status == incidents.TRIGGERED
+    answer = pg.fake.send_inbound(inbound_url, PHONE["sarah-whitfield"], "+15005550006", f"  ack  {incident.code} ")
+    assert answer.status == 200
+    assert answer.body == f"Thanks, Sarah Whitfield. Incident {incident.code} is acknowledged; escalation stopped."
+    stored = incidents.get(incident.id)
+    assert (stored.status, stored.acknowledged_by) == ("acknowledged", "sarah-whitfield")
+    esc = paging.get_escalation(incident.id)
+    assert esc is not None and (esc.phase, esc.reason) == ("done", "acknowledged")
+    assert paging.sweep(T0 + 30 * MINUTE, roster=ROSTER).sent == []
+    assert pg.sent_to() == ["sarah-whitfield"]
+    ack = [e for e in incidents.timeline(incident.id) if e.action == "acknowledged"]
+    assert [(e.actor, e.channel) for e in ack] == [("sarah-whitfield", "sms")]
+    # a second ACK, in Hebrew from a Hebrew speaker, names who acknowledged
+    again = paging.handle_inbound_sms(PHONE["maya-katz"], f"אישור {incident.code}", ROSTER, T0 + 3 * MINUTE)
+    assert again == f"אירוע {incident.code} כבר אושר על ידי Sarah Whitfield."
+
+
+def test_ack_found_by_the_next_sweep_when_acknowledged_elsewhere(pg: Paging) -> None:
+    incident = pg.open_incident()
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0)
+    incidents.transition(incident.id, incidents.ACKNOWLEDGED, actor="maya-katz", channel="api")
+    outcome = paging.sweep(T0 + 5 * MINUTE, roster=ROSTER)
+    assert outcome.stopped == [incident.id] and outcome.sent == []
+    assert pg.sent_to() == ["sarah-whitfield"]
+
+
+def test_hebrew_ack_and_resolve_by_sms(pg: Paging) -> None:
+    incident = pg.open_incident()
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0)
+    reply = paging.handle_inbound_sms(PHONE["maya-katz"], f"אישור {incident.code}", ROSTER, T0 + MINUTE)
+    assert reply == f"תודה, מאיה כץ. אירוע {incident.code} אושר והסלמה הופסקה."
+    assert incidents.get(incident.id).acknowledged_by == "maya-katz"
+    reply = paging.handle_inbound_sms(PHONE["omar-haddad"], f"RESOLVE {incident.code}", ROSTER, T0 + 2 * MINUTE)
+    assert reply == f"אירוע {incident.code} נסגר. תודה, עומר חדאד."
+    assert incidents.get(incident.id).status == incidents.RESOLVED
+    assert paging.handle_inbound_sms(PHONE["omar-haddad"], f"ACK {incident.code}", ROSTER, T0) == (
+        f"אין אירוע פתוח עם הקוד {incident.code}. בדקו את הקוד בהודעה."
+    )
+
+
+def test_strangers_and_outsiders_change_nothing(pg: Paging) -> None:
+    incident = pg.open_incident()
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0)
+    pg.wait_for_final_statuses()
+    before = len(incidents.timeline(incident.id))
+    for body in (f"ACK {incident.code}", f"RESOLVE {incident.code}", "ACK 0000", "hello"):
+        assert paging.handle_inbound_sms("+15005550123", body, ROSTER, T0 + MINUTE) is None
+    answer = pg.fake.send_inbound(pg.receiver.url + "/sms/inbound", "+15005550123", "+15005550006",
+                                  f"ACK {incident.code}")
+    assert (answer.status, answer.body) == (200, "")
+    # Noa is in the roster but not in this incident's escalation policy
+    reply = paging.handle_inbound_sms(PHONE["noa-ben-david"], f"ACK {incident.code}", ROSTER, T0 + MINUTE)
+    assert reply == f"לא ניתן לעדכן כך את אירוע {incident.code} כרגע (triggered)."
+    unknown = paging.handle_inbound_sms(PHONE["sarah-whitfield"], "ACK 0000", ROSTER, T0 + MINUTE)
+    assert unknown == "No open incident has code 0000. Check the code in the page."
+    assert paging.handle_inbound_sms(PHONE["sarah-whitfield"], "yes", ROSTER, T0).startswith("Reply ACK <code>")
+    assert incidents.get(incident.id).status == incidents.TRIGGERED
+    timeline = incidents.timeline(incident.id)
+    assert [e.action for e in timeline[before:]] == ["sms_refused"]
+    assert pg.sent_to() == ["sarah-whitfield"]  # no reply of any kind became a page
+    esc = paging.get_escalation(incident.id)
+    assert esc is not None and esc.phase == "steps"
+
+
+def test_failed_delivery_advances_at_once_when_nobody_at_the_step_can_receive(pg: Paging) -> None:
+    pg.fake.fail_numbers[PHONE["sarah-whitfield"]] = ("undelivered", 30006)
+    incident = pg.open_incident()
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0)
+    pg.fake.wait_for_status(pg.fake.messages[0].sid, "undelivered")  # its callback has been answered
+    assert pg.sent_to() == ["sarah-whitfield", "omar-haddad", "james-okafor"]
+    assert "failed_advanced" in pg.receiver.statuses()
+    sarah = paging.pages(incident.id, "r00s00")[0]
+    assert (sarah.state, sarah.delivery, sarah.error_code) == ("sent", "undelivered", 30006)
+    esc = paging.get_escalation(incident.id)
+    assert esc is not None and (esc.round, esc.step) == (0, 1)
+    actions = [e.action for e in incidents.timeline(incident.id)]
+    assert "page_undelivered" in actions and "escalated" in actions
+    pg.wait_for_final_statuses()
+    assert paging.sweep(T0 + 2 * MINUTE, roster=ROSTER).sent == []  # the step's own timeout now runs
+
+
+def test_one_failed_delivery_in_a_step_waits_for_the_timeout(pg: Paging) -> None:
+    incident = pg.open_incident()
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0)
+    pg.fake.fail_numbers[PHONE["omar-haddad"]] = ("failed", 30005)
+    paging.sweep(T0 + 5 * MINUTE, roster=ROSTER)
+    pg.wait_for_final_statuses()
+    assert pg.sent_to() == ["sarah-whitfield", "omar-haddad", "james-okafor"]
+    omar = paging.pages(incident.id, "r00s01")
+    assert {p.person: p.delivery for p in omar} == {"omar-haddad": "failed", "james-okafor": "delivered"}
+    esc = paging.get_escalation(incident.id)
+    assert esc is not None and (esc.round, esc.step) == (0, 1)
+
+
+def test_twilio_unavailable_is_retried_by_the_next_sweep_without_a_duplicate(pg: Paging) -> None:
+    incident = pg.open_incident()
+    pg.fake.fail_next(1, status=503)  # 503: Twilio refused before accepting anything
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0)
+    assert pg.fake.messages == []
+    (page,) = paging.pages(incident.id)
+    assert (page.state, page.attempts, page.error_code) == ("send_failed", 1, 20503)
+    assert paging.sweep(T0 + timedelta(seconds=0.5), roster=ROSTER).sent == []  # Retry-After: 1
+    threads = [threading.Thread(target=paging.sweep, args=(T0 + timedelta(seconds=2),), kwargs={"roster": ROSTER})
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert pg.sent_to() == ["sarah-whitfield"]
+    (page,) = paging.pages(incident.id)
+    assert (page.state, page.attempts) == ("sent", 2)
+    assert paging.sweep(T0 + MINUTE, roster=ROSTER).sent == []
+    assert pg.sent_to() == ["sarah-whitfield"]
+    actions = [e.action for e in incidents.timeline(incident.id)]
+    assert actions.count("page_retry_scheduled") == 1 and actions.count("paged") == 1
+
+
+def test_twilio_500_may_have_sent_so_it_is_never_resent(pg: Paging) -> None:
+    incident = pg.open_incident()
+    pg.fake.fail_next(1, status=500)  # a 500 may come after Twilio accepted the message
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0)
+    (page,) = paging.pages(incident.id)
+    assert page.state == "unknown"
+    paging.sweep(T0 + 2 * MINUTE, roster=ROSTER)
+    assert pg.fake.messages == []
+    paging.sweep(T0 + 5 * MINUTE, roster=ROSTER)  # escalation on timeout covers the unknown page
+    assert pg.sent_to() == ["omar-haddad", "james-okafor"]
+    assert "page_unknown" in [e.action for e in incidents.timeline(incident.id)]
+
+
+def test_hebrew_speaker_gets_a_hebrew_page_within_two_segments(pg: Paging) -> None:
+    incident = pg.open_incident(summary="neg 1240/5min, 31x usual (expected 40)")
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0 + timedelta(days=1))  # Maya's day
+    (message,) = pg.fake.messages
+    assert PERSON_BY_PHONE[message.to] == "maya-katz"
+    assert message.body.startswith("קלקסון SEV1: Acme Telecom\n1240 תגובות שליליות ב-5 דק׳, פי 31 מהרגיל")
+    assert message.body.endswith(f"לאישור השיבו ACK {incident.code}")
+    assert message.num_segments <= 2
