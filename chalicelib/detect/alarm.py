@@ -36,8 +36,8 @@ class Alarm:
     ratio: float
     window_seconds: int
     series: str  # "negative" | "negative_share"
-    z: float = 0.0  # robust z-score, for ranking/debugging, not for people
-    partial: bool = False  # fired before the bucket closed
+    z: float = 0.0  # z-score in the brand's own noise units: for ranking and debugging, not for people
+    kind: str = "spike"  # "spike" | "sustained" | "share": which rule fired
 
     def explain(self) -> str:
         """e.g. "neg 212/5min, 9.2x usual (expected 23)"; shares are shown in percent."""
@@ -46,9 +46,8 @@ class Alarm:
                 f"neg share {100 * self.observed:.0f}%/{_fmt_window(self.window_seconds)}, "
                 f"{_fmt_ratio(self.ratio)} usual (expected {100 * self.expected:.0f}%)"
             )
-        so_far = " so far" if self.partial else ""
         return (
-            f"neg {_fmt_count(self.observed)}/{_fmt_window(self.window_seconds)}{so_far}, "
+            f"neg {_fmt_count(self.observed)}/{_fmt_window(self.window_seconds)}, "
             f"{_fmt_ratio(self.ratio)} usual (expected {_fmt_count(self.expected)})"
         )
 

@@ -1,15 +1,23 @@
 """Online spike detector for per-brand negative-mention counts.
 
-Model (all in log space, where a crisis is a multiplicative jump and noise is roughly additive):
-    log(count + C) = level + season(hour of day) + noise,
-    noise variance = extra variance (learned, robust) + Poisson variance at the expected count.
-A bucket is anomalous when its robust z-score, its ratio to the expected count and its volume all
-clear their thresholds. The baseline learns only from winsorised residuals, so a crisis barely
-moves it; one alarm opens an episode that ends only after a cooldown AND a calm period
-(hysteresis), so one crisis raises one alarm and a second wave after calm raises another.
+Model, in log space (a crisis multiplies volume; day-to-day wobble is multiplicative too):
+    log(count + C) = level + daily(hour of day) + weekly(day of week) + noise,
+    var(noise)     = learned extra variance + Poisson variance at the expected count.
+The baseline learns only from residuals clipped at WINSOR sd, so a crisis barely moves it.
 
-`observe` is a pure function of (state, params, input) -> (new state, alarm or None) with O(1)
-work per call (a gap of missing buckets is zero-filled up to one day, then skipped).
+Three ways to fire (the first that holds wins), each checked on the counts so far of the open
+bucket, so a bucket that already holds more than the whole bucket should can fire before it closes:
+- spike: the bucket's z-score, its ratio to expected and its count clear their thresholds, and the
+  count beats the largest count of the past week or so (a decaying record), so a bursty brand is
+  not paged for every burst no bigger than the ones it had days ago;
+- sustained: the residual smoothed over about an hour (or an afternoon) is high relative to how much
+  that smoothed residual usually moves, and observed/expected over that window is high enough;
+- negative share (only when totals are given): the share of negative mentions jumped, the negative
+  count itself is up too, and there are enough negative mentions.
+An alarm opens an episode; the next alarm needs both a cooldown and a calm spell (hysteresis).
+
+`observe` is a pure function (state, params, input) -> (new state, alarm | None), O(1) per call
+(a gap is zero-filled bucket by bucket up to one day, then skipped).
 """
 
 from __future__ import annotations
@@ -18,41 +26,18 @@ import math
 
 from .alarm import Alarm
 from .params import DetectorParams
-from .state import FIRED_CUR, IN_EPISODE, SEASON_SLOTS, WEEK_SLOTS, DetectorState
+from .state import DAILY_SLOTS, FIRED_CUR, IN_EPISODE, SCALES, WEEKLY_SLOTS, DetectorState
 
-C = 1.0  # pseudo-count: log(0 + C) is finite and a quiet brand's 0 -> 1 -> 2 is not a "3x spike"
-SHARE_PSEUDO = 0.5  # Jeffreys-style pseudo-count for the negative-share logit
-VAR_WINSOR = 100
-WINSOR = 3.0  # residuals are clipped at this many sd before the baseline learns from them
-VAR_FLOOR = 0.05**2  # extra variance never learned below a 5% log-scale wobble
-MAX_COUNT = 1e15  # larger or non-finite inputs are clamped: keeps every float finite
+C = 1.0  # pseudo-count: log(0 + C) is finite, and a quiet brand going 0 -> 2 is not a "3x spike"
+SHARE_PSEUDO = 0.5  # Jeffreys pseudo-count for the negative-share logit
+WINSOR = 3.0  # the baseline learns from residuals clipped at this many sd
+VAR_FLOOR = 0.05**2  # extra log-variance is never learned below a 5% wobble
+MAX_COUNT = 1e15  # larger or non-finite inputs are clamped: every float stays finite
 MAX_FILL_SECONDS = 86400  # gaps longer than a day are not zero-filled bucket by bucket
+LN2 = math.log(2.0)
 DAY = 86400.0
 WEEK = 7 * DAY
-WEEK_ORIGIN = 4 * DAY  # 1970-01-01 was a Thursday: shift so weekly slot 0 is Monday (UTC)
-
-
-LAMBDA = 0.0
-ENV_HL = 672
-ENV_K = 1.0
-
-
-def _fwd(x: float) -> float:
-    """Box-Cox transform of a count (log for LAMBDA=0)."""
-    if LAMBDA == 0.0:
-        return math.log(x + C)
-    return ((x + C) ** LAMBDA - 1.0) / LAMBDA
-
-
-def _inv(y: float) -> float:
-    if LAMBDA == 0.0:
-        return max(math.exp(min(y, 700.0)) - C, 0.0)
-    return max(max(LAMBDA * y + 1.0, 0.0) ** (1.0 / LAMBDA) - C, 0.0)
-
-
-def _pois_var(mu: float) -> float:
-    """Delta-method variance of the transformed count under Poisson noise at mean `mu`."""
-    return mu * (mu + C) ** (2.0 * LAMBDA - 2.0)
+WEEK_ORIGIN = 4 * DAY  # 1970-01-01 was a Thursday; shifting by 4 days puts Monday 00:00 at slot 0
 
 
 def _clean(x: float | None) -> float:
@@ -62,37 +47,35 @@ def _clean(x: float | None) -> float:
 
 
 def _rate(bucket_seconds: float, half_life_seconds: float) -> float:
-    """Per-bucket EWMA weight for a memory given in seconds (so 1-min and 5-min buckets agree)."""
+    """Per-bucket EWMA weight for a memory given in seconds (1-min and 5-min buckets agree)."""
     return 1.0 - 2.0 ** (-bucket_seconds / max(half_life_seconds, 1e-9))
 
 
-def _slots(t_mid: float, period: float, n: int) -> tuple[int, int, float]:
-    """The two profile slots around time `t_mid` (slot k is centred at (k + 0.5) * period / n)
-    and the interpolation weight of the second, so the profile is piecewise linear, not a staircase."""
-    pos = (t_mid % period) / (period / n) - 0.5
+def _slots(t: float, period: float, n: int) -> tuple[int, int, float]:
+    """The two profile slots around time `t` (slot k is centred at (k + 0.5) * period / n) and the
+    weight of the second: the profile is piecewise linear in time, not a staircase."""
+    pos = (t % period) / (period / n) - 0.5
     base = math.floor(pos)
     return int(base) % n, (int(base) + 1) % n, pos - base
 
 
-def _expected_log(st: DetectorState, bucket_start: int) -> float:
+def _profiles(st: DetectorState, bucket_start: int) -> tuple[tuple[int, int, float], tuple[int, int, float]]:
     t_mid = bucket_start + st.bucket_seconds / 2.0
-    i0, i1, w = _slots(t_mid, DAY, SEASON_SLOTS)
-    j0, j1, v = _slots(t_mid - WEEK_ORIGIN, WEEK, WEEK_SLOTS)
-    return (
-        st.level
-        + (1.0 - w) * st.season[i0]
-        + w * st.season[i1]
-        + (1.0 - v) * st.week[j0]
-        + v * st.week[j1]
-    )
+    return _slots(t_mid, DAY, DAILY_SLOTS), _slots(t_mid - WEEK_ORIGIN, WEEK, WEEKLY_SLOTS)
+
+
+def _expected_log(st: DetectorState, bucket_start: int) -> float:
+    (i0, i1, w), (j0, j1, v) = _profiles(st, bucket_start)
+    daily = (1.0 - w) * st.daily[i0] + w * st.daily[i1]
+    return st.level + daily + (1.0 - v) * st.weekly[j0] + v * st.weekly[j1]
 
 
 def _neg_stats(st: DetectorState, x: float, bucket_start: int) -> tuple[float, float, float, float]:
     """(z, expected count, log residual, sd) of count `x` in the bucket starting at `bucket_start`."""
     b = _expected_log(st, bucket_start)
-    mu = _inv(b)
-    sd = math.sqrt(st.var_extra + _pois_var(mu))
-    r = _fwd(x) - b
+    mu = max(math.exp(min(b, 700.0)) - C, 0.0)
+    sd = math.sqrt(st.var_extra + mu / (mu + C) ** 2)  # delta-method Poisson variance of log(x + C)
+    r = math.log(x + C) - b
     return r / sd, mu, r, sd
 
 
@@ -105,14 +88,20 @@ def _share_stats(st: DetectorState, neg: float, total: float) -> tuple[float, fl
     return r / sd, 1.0 / (1.0 + math.exp(-st.share_level)), r, sd
 
 
-def _sustained(st: DetectorState, p: DetectorParams, neg: float, mu: float, rc: float) -> tuple[float, float, float]:
-    """The sustained channel after adding this bucket: (EWMA residual, EW mean count, EW mean expected)."""
-    a = _rate(st.bucket_seconds, p.sustained_half_life_hours * 3600)
-    return (
-        (1.0 - a) * st.sus_resid + a * rc,
-        (1.0 - a) * st.sus_count + a * neg,
-        (1.0 - a) * st.sus_expected + a * mu,
-    )
+def _smoothed(
+    st: DetectorState, p: DetectorParams, k: int, neg: float, mu: float, rc: float
+) -> tuple[float, float, float, float]:
+    """Sustained channel `k` with this bucket added: (z, smoothed residual, window count, window
+    expected), the counts summed over the effective window of the EWMA (1 / weight buckets)."""
+    a = _rate(st.bucket_seconds, p.sustained_half_lives_hours[k] * 3600)
+    m = (1.0 - a) * st.sus_resid[k] + a * rc
+    count = (1.0 - a) * st.sus_count[k] + a * neg
+    expected = (1.0 - a) * st.sus_expected[k] + a * mu
+    return m / math.sqrt(st.sus_var[k]), m, count / a, expected / a
+
+
+def _clip(x: float, bound: float) -> float:
+    return max(-bound, min(bound, x))
 
 
 def _learn_profile(prof: list[float], slots: tuple[int, int, float], rate: float, resid: float) -> None:
@@ -122,45 +111,47 @@ def _learn_profile(prof: list[float], slots: tuple[int, int, float], rate: float
 
 
 def _learn(st: DetectorState, p: DetectorParams, start: int, neg: float, total: float) -> None:
-    """Close the bucket at `start` with final counts: episode bookkeeping, then baseline update."""
+    """Close the bucket at `start` with its final counts: episode bookkeeping, then learning."""
     bs = st.bucket_seconds
     if st.history_seconds <= 0.0:  # cold start: the first bucket is the baseline
-        st.level = _fwd(neg)
+        st.level = math.log(neg + C)
         st.history_seconds = float(bs)
         _learn_share(st, p, neg, total)
         return
-    z, mu, r, sd = _neg_stats(st, neg, start)
-    rc = max(-WINSOR * sd, min(WINSOR * sd, r))
-    # Young baselines learn faster: memory is at most half the history seen (bias-corrected EWMA).
+    _, mu, r, sd = _neg_stats(st, neg, start)
+    rc = _clip(r, WINSOR * sd)
+    # A young baseline learns faster: its memory is at most half the history seen so far.
     young = max(float(bs), st.history_seconds / 2.0)
-    a_var = _rate(bs, min(p.scale_half_life_hours * 3600, young))
-    m, count, expected = _sustained(st, p, neg, mu, rc)
+    a_var = _rate(bs, min(p.scale_half_life_days * DAY, young))
+
+    slow_z = 0.0
+    for k in range(SCALES):
+        z_k, m, count, expected = _smoothed(st, p, k, neg, mu, rc)
+        a = _rate(bs, p.sustained_half_lives_hours[k] * 3600)
+        mc = _clip(m, WINSOR * math.sqrt(st.sus_var[k]))
+        st.sus_var[k] = max(VAR_FLOOR / 16, st.sus_var[k] + a_var * (mc * mc - st.sus_var[k]))
+        st.sus_resid[k], st.sus_count[k], st.sus_expected[k] = m, count * a, expected * a
+        slow_z = z_k
     if st.flags & IN_EPISODE:
-        calm = m < p.rearm_z * math.sqrt(st.sus_var)
-        st.calm_seconds = st.calm_seconds + bs if calm else 0.0
+        st.calm_seconds = st.calm_seconds + bs if slow_z < p.rearm_z else 0.0
         if st.calm_seconds >= p.calm_hours * 3600 and start - st.alarm_at >= p.cooldown_hours * 3600:
             st.flags &= ~IN_EPISODE
-    sd_m = math.sqrt(st.sus_var)
-    mc = max(-WINSOR * sd_m, min(WINSOR * sd_m, m))
-    st.sus_var = max(VAR_FLOOR / 4, st.sus_var + a_var * (mc * mc - st.sus_var))
-    st.sus_resid, st.sus_count, st.sus_expected = m, count, expected
-    if st.history_seconds >= p.warmup_hours * 3600:
-        st.envelope = max(st.envelope - math.log(2.0) * bs / (ENV_HL * 3600), _fwd(neg))
+    if p.record_half_life_days > 0 and st.history_seconds >= p.warmup_hours * 3600:
+        decayed = st.record - LN2 * bs / (p.record_half_life_days * DAY)
+        st.record = max(decayed, math.log(neg + C), 0.0)
+
     st.level += _rate(bs, min(p.level_half_life_hours * 3600, young)) * rc
-    t_mid = start + bs / 2.0
-    a_day = _rate(bs * SEASON_SLOTS, p.season_half_life_days * DAY)  # per visit of a slot
-    a_week = _rate(bs * WEEK_SLOTS, p.weekly_half_life_days * DAY)
-    _learn_profile(st.season, _slots(t_mid, DAY, SEASON_SLOTS), a_day, rc)
-    _learn_profile(st.week, _slots(t_mid - WEEK_ORIGIN, WEEK, WEEK_SLOTS), a_week, rc)
-    # keep both profiles centred so that `level` stays the level
-    for prof in (st.season, st.week):
+    daily_slots, weekly_slots = _profiles(st, start)
+    # rates per visit of a slot: each hour-of-day slot is visited once a day, each weekday once a week
+    _learn_profile(st.daily, daily_slots, _rate(bs * DAILY_SLOTS, p.daily_half_life_days * DAY), rc)
+    _learn_profile(st.weekly, weekly_slots, _rate(bs * WEEKLY_SLOTS, p.weekly_half_life_days * DAY), rc)
+    for prof in (st.daily, st.weekly):  # keep the profiles centred so that `level` stays the level
         mean = sum(prof) / len(prof)
-        for k in range(len(prof)):
-            prof[k] -= mean
+        for i in range(len(prof)):
+            prof[i] -= mean
         st.level += mean
-    v_pois = _pois_var(mu)
-    rv = max(-VAR_WINSOR * sd, min(VAR_WINSOR * sd, r))
-    st.var_extra = max(VAR_FLOOR, st.var_extra + a_var * (rv * rv - v_pois - st.var_extra))
+    v_pois = mu / (mu + C) ** 2
+    st.var_extra = max(VAR_FLOOR, st.var_extra + a_var * (r * r - v_pois - st.var_extra))
     st.history_seconds += bs
     _learn_share(st, p, neg, total)
 
@@ -174,12 +165,12 @@ def _learn_share(st: DetectorState, p: DetectorParams, neg: float, total: float)
         st.share_seconds = float(bs)
         return
     _, _, r, sd = _share_stats(st, neg, total)
-    rc = max(-WINSOR * sd, min(WINSOR * sd, r))
     young = max(float(bs), st.share_seconds / 2.0)
-    st.share_level += _rate(bs, min(p.level_half_life_hours * 3600, young)) * rc
+    st.share_level += _rate(bs, min(p.level_half_life_hours * 3600, young)) * _clip(r, WINSOR * sd)
     v_binom = sd * sd - st.share_var
-    a_var = _rate(bs, min(p.scale_half_life_hours * 3600, young))
-    st.share_var = max(VAR_FLOOR, st.share_var + a_var * (rc * rc - v_binom - st.share_var))
+    a_var = _rate(bs, min(p.scale_half_life_days * DAY, young))
+    rv = _clip(r, WINSOR * sd)
+    st.share_var = max(VAR_FLOOR, st.share_var + a_var * (rv * rv - v_binom - st.share_var))
     st.share_seconds += bs
 
 
@@ -203,25 +194,29 @@ def _check(st: DetectorState, p: DetectorParams) -> Alarm | None:
     """Alarm on the open bucket's counts so far (they only grow, so firing early is safe)."""
     if st.flags & (IN_EPISODE | FIRED_CUR) or st.history_seconds < max(p.warmup_hours * 3600, 1.0):
         return None
-    neg, start = st.cur_negative, st.cur_start
+    neg, start, bs = st.cur_negative, st.cur_start, st.bucket_seconds
     z, mu, r, sd = _neg_stats(st, neg, start)
-    m, count, expected = _sustained(st, p, neg, mu, max(-WINSOR * sd, min(WINSOR * sd, r)))
-    z_m = m / math.sqrt(st.sus_var)
-    a = _rate(st.bucket_seconds, p.sustained_half_life_hours * 3600)
-    span = 1.0 / a  # effective number of buckets in the EW window
     alarm = None
-    record = _fwd(neg) > st.envelope + math.log(ENV_K)
-    if z >= p.sensitivity and neg >= p.min_volume and neg >= p.min_ratio * mu and record:
-        alarm = Alarm(start, neg, mu, neg / mu if mu > 0 else math.inf, st.bucket_seconds, "negative", z)
-    elif z_m >= p.sustained_sensitivity and count * span >= p.min_volume and count >= p.sustained_min_ratio * expected:
-        window = int(round(span * st.bucket_seconds))
-        ratio = count / expected if expected > 0 else math.inf
-        alarm = Alarm(start, count * span, expected * span, ratio, window, "negative", z_m)
-    elif st.cur_total > 0.0 and st.share_seconds >= p.warmup_hours * 3600 and neg >= p.min_volume:
+    is_record = p.record_half_life_days <= 0 or math.log(neg + C) > st.record
+    if z >= p.sensitivity and neg >= p.min_volume and neg >= p.min_ratio * mu and is_record:
+        alarm = Alarm(start, neg, mu, _ratio(neg, mu), bs, "negative", z, "spike")
+    for k in range(SCALES):
+        if alarm is not None:
+            break
+        z_k, _, count, expected = _smoothed(st, p, k, neg, mu, _clip(r, WINSOR * sd))
+        if z_k >= p.sensitivity and count >= p.min_volume and count >= p.sustained_min_ratio * expected:
+            window = int(round(bs / _rate(bs, p.sustained_half_lives_hours[k] * 3600) / 60.0)) * 60
+            alarm = Alarm(start, count, expected, _ratio(count, expected), window, "negative", z_k, "sustained")
+    if alarm is None and st.cur_total > 0.0 and st.share_seconds >= p.warmup_hours * 3600:
         zs, expected, _, _ = _share_stats(st, neg, st.cur_total)
         share = neg / st.cur_total
-        if zs >= p.share_sensitivity and share >= p.share_min_ratio * expected and z >= p.share_corroboration_z:
-            alarm = Alarm(start, share, expected, share / expected, st.bucket_seconds, "negative_share", zs)
+        if (
+            zs >= p.share_sensitivity
+            and neg >= p.min_volume
+            and share >= p.share_min_ratio * expected
+            and z >= p.share_corroboration_z
+        ):
+            alarm = Alarm(start, share, expected, _ratio(share, expected), bs, "negative_share", zs, "share")
     if alarm is not None:
         st.flags |= IN_EPISODE | FIRED_CUR
         st.alarm_at = start
@@ -229,8 +224,12 @@ def _check(st: DetectorState, p: DetectorParams) -> Alarm | None:
     return alarm
 
 
+def _ratio(observed: float, expected: float) -> float:
+    return observed / expected if expected > 0 else math.inf
+
+
 def new_state(bucket_start: int, bucket_seconds: int) -> DetectorState:
-    return DetectorState(bucket_seconds=bucket_seconds, cur_start=bucket_start)
+    return DetectorState(bucket_seconds=int(bucket_seconds), cur_start=int(bucket_start))
 
 
 def observe(
@@ -244,8 +243,8 @@ def observe(
 ) -> tuple[DetectorState, Alarm | None]:
     """Feed the cumulative counts so far of the bucket at `bucket_start`; returns (new state, alarm).
 
-    The input state is not modified. A later bucket closes the open one (gaps count as zeros);
-    an update for a bucket older than the open one is ignored (it can no longer change an alarm).
+    The input state is never modified. A later bucket closes the open one (gaps count as zeros);
+    an update for a bucket older than the open one is ignored: it can no longer change an alarm.
     """
     bucket_seconds = int(bucket_seconds)
     if bucket_seconds <= 0:
@@ -259,8 +258,7 @@ def observe(
         return st, None
     if bucket_start >= st.cur_start + bucket_seconds:
         _advance(st, params, bucket_start)
-    neg = _clean(negative)
-    st.cur_negative = max(st.cur_negative, neg)
+    st.cur_negative = max(st.cur_negative, _clean(negative))
     if total is not None:
         st.cur_total = max(st.cur_total, _clean(total), st.cur_negative)
     return st, _check(st, params)

@@ -1,8 +1,8 @@
 """Per-brand detector parameters, read from the playbook.
 
-Every time-based setting is in seconds or hours, never in buckets, so the same defaults serve
+Every time-based setting is in hours or days, never in buckets, so the same defaults serve
 production (1-minute buckets) and the NAB benchmark (5-minute buckets). The defaults are meant to
-work untuned; see docs/detect.md for why each one is what it is.
+work untuned; docs/detect.md says why each one is what it is.
 """
 
 from __future__ import annotations
@@ -15,33 +15,42 @@ class DetectorParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # --- when to fire -------------------------------------------------------------------------
+    # --- spike: one bucket far above normal ------------------------------------------------------
     sensitivity: float = Field(
-        5.0, gt=0, description="robust z-score (in units of the brand's own noise) a bucket must reach"
+        3.25,
+        gt=0,
+        description="z-score, in units of the brand's own noise, that a bucket (spike) or a smoothed "
+        "window (sustained rise) must reach",
     )
-    min_ratio: float = Field(2.0, ge=1.0, description="observed must be at least this many times expected")
-    min_volume: float = Field(10.0, ge=0, description="observed count in the alarm window must reach this")
-
-    sustained_sensitivity: float = Field(
-        2.5, gt=0, description="z-score of the hours-long average residual that counts as a sustained rise"
+    min_ratio: float = Field(2.0, ge=1.0, description="a spike must be at least this many times expected")
+    min_volume: float = Field(10.0, ge=0, description="count needed in the alarm window (spike or sustained)")
+    record_half_life_days: float = Field(
+        7.0,
+        ge=0,
+        description="a spike must also beat the largest recent count, remembered with this half-life "
+        "(0 turns the check off)",
     )
-    sustained_min_ratio: float = Field(1.5, ge=1.0, description="sustained rise: observed/expected over the window")
-    sustained_half_life_hours: float = Field(4.0, gt=0, description="memory of the sustained-rise channel")
 
-    # --- one crisis, one alarm ----------------------------------------------------------------
+    # --- sustained: hours of elevated volume -----------------------------------------------------
+    sustained_min_ratio: float = Field(1.5, ge=1.0, description="observed/expected over the smoothed window")
+    sustained_half_lives_hours: tuple[float, float] = Field(
+        (2.0, 8.0), description="the two smoothing memories: a rise over a couple of hours, over a day"
+    )
+
+    # --- one crisis, one alarm -------------------------------------------------------------------
     cooldown_hours: float = Field(12.0, ge=0, description="no second alarm sooner than this after one")
-    calm_hours: float = Field(3.0, ge=0, description="re-arm only after the series stayed this long near normal")
-    rearm_z: float = Field(2.0, description="'near normal' means a z-score below this")
+    calm_hours: float = Field(3.0, ge=0, description="re-arm only after volume stayed this long near normal")
+    rearm_z: float = Field(1.0, description="'near normal': every smoothed z-score below this")
 
-    # --- how fast the baseline learns ---------------------------------------------------------
+    # --- how the baseline learns -----------------------------------------------------------------
     level_half_life_hours: float = Field(24.0, gt=0, description="memory of the slow level (drift)")
-    season_half_life_days: float = Field(7.0, gt=0, description="memory of the hour-of-day profile")
+    daily_half_life_days: float = Field(7.0, gt=0, description="memory of the hour-of-day profile")
     weekly_half_life_days: float = Field(21.0, gt=0, description="memory of the day-of-week profile")
-    scale_half_life_hours: float = Field(48.0, gt=0, description="memory of the noise scale")
+    scale_half_life_days: float = Field(7.0, gt=0, description="memory of the noise scale")
     warmup_hours: float = Field(6.0, ge=0, description="no alarms before this much history (cold start)")
 
-    # --- the secondary negative-share series --------------------------------------------------
-    share_sensitivity: float = Field(6.0, gt=0, description="z-score the negative share must reach")
+    # --- the secondary negative-share series -----------------------------------------------------
+    share_sensitivity: float = Field(5.0, gt=0, description="z-score the negative share must reach")
     share_min_ratio: float = Field(2.0, ge=1.0, description="share must be this many times its usual value")
     share_corroboration_z: float = Field(
         2.0, description="the negative count itself must be at least this elevated for a share alarm"
@@ -51,4 +60,6 @@ class DetectorParams(BaseModel):
     def _consistent(self) -> DetectorParams:
         if self.rearm_z >= self.sensitivity:
             raise ValueError("rearm_z must be below sensitivity (hysteresis)")
+        if min(self.sustained_half_lives_hours) <= 0:
+            raise ValueError("sustained_half_lives_hours must be positive")
         return self
