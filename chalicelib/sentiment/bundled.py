@@ -1,0 +1,76 @@
+"""The bundled sentiment model: per-language linear models over hashed n-grams, numpy only.
+
+The artefact (model.npz, built by tools/train_sentiment.py) is loaded on first use and kept for the
+life of the container. Hebrew mentions go to the Hebrew model, everything else to the English one
+(its emoji, emoticon and punctuation features still carry signal in other languages).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chalicelib.sentiment.features import featurise
+from chalicelib.sentiment.language import detect_language
+
+MODEL_PATH = Path(__file__).with_name("model.npz")
+LABELS = ("negative", "neutral", "positive")
+CHUNK = 256
+"""Texts featurised per numpy pass: big enough to amortise numpy calls, small enough to keep sorts cheap."""
+
+_model: dict[str, Any] | None = None
+
+
+def load_model(path: Path = MODEL_PATH) -> dict[str, Any]:
+    """Read the artefact: {'meta': ..., lang: {'cfg', 'weights' (int8 D x 3), 'scale', 'bias'}}."""
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(npz["meta"].tobytes().decode("utf-8"))
+        model: dict[str, Any] = {"meta": meta}
+        for lang, cfg in meta["languages"].items():
+            model[lang] = {
+                "cfg": cfg,
+                "weights": npz[f"{lang}_weights"],
+                "scale": npz[f"{lang}_scale"].astype(np.float64),
+                "bias": npz[f"{lang}_bias"].astype(np.float64),
+            }
+    if tuple(meta["labels"]) != LABELS:
+        raise ValueError(f"model labels {meta['labels']} != {LABELS}")
+    return model
+
+
+def model() -> dict[str, Any]:
+    """The artefact, loaded once per container."""
+    global _model
+    if _model is None:
+        _model = load_model()
+    return _model
+
+
+def scores(texts: list[str], lang: str) -> np.ndarray:
+    """Decision scores (len(texts) x 3, LABELS order) of one language's model, including its bias."""
+    part = model()[lang]
+    out = np.empty((len(texts), len(LABELS)))
+    for start in range(0, len(texts), CHUNK):
+        chunk = texts[start : start + CHUNK]
+        doc, bucket, value = featurise(chunk, part["cfg"])
+        weights = part["weights"][bucket]
+        for k in range(len(LABELS)):
+            out[start : start + len(chunk), k] = np.bincount(doc, weights=value * weights[:, k],
+                                                              minlength=len(chunk))
+    return out * part["scale"] + part["bias"]
+
+
+def classify(texts: list[str]) -> list[str]:
+    """Label each text negative, neutral or positive with the model of its language."""
+    labels = [""] * len(texts)
+    routes: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        routes.setdefault("he" if detect_language(text) == "he" else "en", []).append(i)
+    for lang, idx in routes.items():
+        best = scores([texts[i] for i in idx], lang).argmax(axis=1)
+        for i, k in zip(idx, best.tolist(), strict=True):
+            labels[i] = LABELS[k]
+    return labels
