@@ -62,8 +62,11 @@ SENT = "sent"  # the vendor accepted it
 SEND_FAILED = "send_failed"  # retryable, and provably not sent: the next sweep may send again
 UNKNOWN = "unknown"  # may have been sent: never resent
 REJECTED = "rejected"  # the vendor refused: this number cannot get SMS, or our request is wrong
-GAVE_UP = "gave_up"  # MAX_ATTEMPTS retryable failures
-FAILED_SENDS = frozenset({REJECTED, GAVE_UP})
+GAVE_UP = "gave_up"  # MAX_ATTEMPTS failed attempts
+FAILED_SENDS = frozenset({REJECTED})
+"""Sends that prove this person cannot be reached (not our outage or configuration): they count
+towards "everyone at this step failed". A Twilio outage or bad credentials must not burn through
+the whole chain in one sweep; those wait for the step's timeout like an unanswered page."""
 
 MAX_ATTEMPTS = 5
 RETRY_BASE_SECONDS = 30.0
@@ -263,14 +266,18 @@ def _send(page: PageItem, person: Person, incident: IncidentItem, sender: SmsSen
     try:
         sent = sender.send(person.phone, text, status_callback=_status_url(page))
     except SmsSendError as exc:
-        if exc.retryable and not exc.maybe_sent and attempt < MAX_ATTEMPTS:
+        retry_at: float | None = None
+        if exc.maybe_sent:
+            state = UNKNOWN
+        elif exc.kind is SendErrorKind.RECIPIENT:
+            state = REJECTED
+        elif attempt >= MAX_ATTEMPTS:
+            state = GAVE_UP
+        else:  # retryable, or our configuration (fixable mid-incident): nothing went out, try again later
             state = SEND_FAILED
-            delay = exc.retry_after or min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
-            retry_at: float | None = now + delay
-        elif exc.retryable and exc.maybe_sent:
-            state, retry_at = UNKNOWN, None
-        else:
-            state, retry_at = (GAVE_UP if exc.retryable else REJECTED), None
+            retry_at = now + (exc.retry_after or min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1)))
+        if exc.kind is SendErrorKind.PERMANENT:
+            log.error("page_send_misconfigured page=%s code=%s error=%s", key, exc.code, exc)
         try:
             page.update(
                 actions=[
@@ -508,8 +515,19 @@ def start_escalation(
         assert existing is not None
         esc = existing
     if esc.phase != DONE and incident.status == incidents.TRIGGERED:
-        _page_position(esc, incident, roster, _sender(sender), clock)
+        _page_and_follow(esc, incident, roster, _sender(sender), clock)
+        return get_escalation(incident.id) or esc
     return esc
+
+
+def _page_and_follow(
+    esc: EscalationItem, incident: IncidentItem, roster: Roster, sender: SmsSender, now: float
+) -> Outcome:
+    """Page the current position; if nobody at it can be reached, move on at once."""
+    out, all_failed = _page_position(esc, incident, roster, sender, now)
+    if all_failed:
+        out.merge(_advance_early(esc.incident_id, _position(esc), roster, sender, now))
+    return out
 
 
 def _sweep_one(esc: EscalationItem, roster: Roster, sender: SmsSender, now: float) -> Outcome:
@@ -539,11 +557,7 @@ def _sweep_one(esc: EscalationItem, roster: Roster, sender: SmsSender, now: floa
         if moved is None or moved.phase == DONE:
             return out
         esc = moved
-    paged, all_failed = _page_position(esc, incident, roster, sender, now)
-    out.merge(paged)
-    if all_failed:
-        out.merge(_advance_early(esc.incident_id, _position(esc), roster, sender, now))
-    return out
+    return out.merge(_page_and_follow(esc, incident, roster, sender, now))
 
 
 def _advance_early(incident_id: str, position: str, roster: Roster, sender: SmsSender, now: float) -> Outcome:

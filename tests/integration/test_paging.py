@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +21,7 @@ from chalicelib.incidents import service as incidents
 from chalicelib.paging import service as paging
 from chalicelib.paging import twilio_sms
 from chalicelib.paging.oncall import on_call
+from chalicelib.paging.sms import SendErrorKind, SentMessage, SmsSendError
 from chalicelib.playbooks.loader import default_playbooks, load_roster
 from chalicelib.playbooks.models import Playbook, Roster
 from klaxon.fake_twilio import FakeTwilio, running_fake_twilio
@@ -411,3 +412,79 @@ def test_hebrew_speaker_gets_a_hebrew_page_within_two_segments(pg: Paging) -> No
     assert message.body.startswith("קלקסון SEV1: Acme Telecom\n1240 תגובות שליליות ב-5 דק׳, פי 31 מהרגיל")
     assert message.body.endswith(f"לאישור השיבו ACK {incident.code}")
     assert message.num_segments <= 2
+
+
+class _RefusingSender:
+    """The real TwilioSender, except that the vendor refuses one number as unable to take SMS."""
+
+    def __init__(self, refused: str) -> None:
+        self.real = twilio_sms.default_sender()
+        self.refused = refused
+
+    def send(self, to: str, body: str, status_callback: str | None = None) -> SentMessage:
+        if to == self.refused:
+            raise SmsSendError(SendErrorKind.RECIPIENT, "'To' is not a mobile number", code=21614, http_status=400)
+        return self.real.send(to, body, status_callback)
+
+
+def test_a_number_the_vendor_refuses_moves_the_step_on_at_once(pg: Paging) -> None:
+    incident = pg.open_incident()
+    sender = _RefusingSender(PHONE["sarah-whitfield"])
+    esc = paging.start_escalation(incident, pg.playbook, ROSTER, T0, sender=sender)
+    assert (esc.round, esc.step) == (0, 1)
+    assert pg.sent_to() == ["omar-haddad", "james-okafor"]
+    (sarah,) = paging.pages(incident.id, "r00s00")
+    assert (sarah.state, sarah.error_code) == ("rejected", 21614)
+    assert paging.sweep(T0 + MINUTE, roster=ROSTER, sender=sender).sent == []
+
+
+def test_bad_credentials_do_not_burn_through_the_chain_and_are_retried_once_fixed(pg: Paging) -> None:
+    incident = pg.open_incident()
+    config = twilio_sms.TwilioConfig.from_env()
+    wrong = twilio_sms.TwilioSender(replace(config, auth_token="wrong-token"))
+    esc = paging.start_escalation(incident, pg.playbook, ROSTER, T0, sender=wrong)
+    assert (esc.round, esc.step) == (0, 0)  # our misconfiguration is not the recipient's failure
+    (page,) = paging.pages(incident.id)
+    assert (page.state, page.error_code) == ("send_failed", 20003)
+    assert pg.fake.messages == []
+    paging.sweep(T0 + MINUTE, roster=ROSTER)  # fixed configuration: the default sender
+    assert pg.sent_to() == ["sarah-whitfield"]
+    assert paging.pages(incident.id)[0].attempts == 2
+
+
+class _DyingSender:
+    """A sender whose Lambda is killed mid-send: nobody can tell whether the SMS went out."""
+
+    def send(self, to: str, body: str, status_callback: str | None = None) -> SentMessage:
+        raise RuntimeError("Task timed out after 30.00 seconds")
+
+
+def test_a_sender_that_died_mid_send_is_never_resent(pg: Paging) -> None:
+    incident = pg.open_incident()
+    with pytest.raises(RuntimeError):
+        paging.start_escalation(incident, pg.playbook, ROSTER, T0, sender=_DyingSender())
+    assert paging.pages(incident.id)[0].state == "sending"
+    paging.sweep(T0 + MINUTE, roster=ROSTER)  # too early to call it lost
+    assert paging.pages(incident.id)[0].state == "sending"
+    paging.sweep(T0 + 3 * MINUTE, roster=ROSTER)
+    assert paging.pages(incident.id)[0].state == "unknown"
+    assert pg.fake.messages == []
+    paging.sweep(T0 + 5 * MINUTE, roster=ROSTER)
+    assert pg.sent_to() == ["omar-haddad", "james-okafor"]
+
+
+def test_status_callbacks_only_move_forward_and_must_match_their_page(pg: Paging) -> None:
+    incident = pg.open_incident()
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0)
+    pg.wait_for_final_statuses()
+    (page,) = paging.pages(incident.id)
+    key = paging.page_key(page)
+    form = {"MessageSid": page.sid, "MessageStatus": "sent", "To": page.phone}
+    assert paging.handle_status_callback(form, page_key=key, roster=ROSTER) == "stale"
+    assert paging.handle_status_callback({**form, "MessageStatus": "delivered"}, page_key=key) == "stale"
+    assert paging.handle_status_callback({**form, "MessageSid": "SMother"}, page_key=key) == "mismatch"
+    assert paging.handle_status_callback({**form, "To": PHONE["michal-peretz"]}, page_key=key) == "mismatch"
+    assert paging.handle_status_callback(form, page_key="inc_1_x/r00s00/sarah-whitfield") == "unknown_page"
+    assert paging.handle_status_callback(form, page_key=None) == "unknown_page"
+    assert paging.pages(incident.id)[0].delivery == "delivered"
+    assert pg.sent_to() == ["sarah-whitfield"]
