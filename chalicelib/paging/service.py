@@ -36,10 +36,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.expressions.update import Action
 
 from chalicelib.config import settings
 from chalicelib.incidents import service as incidents
@@ -160,6 +161,11 @@ def brand_name(brand: str) -> str:
 def position_of(round_: int, step: int | None) -> str:
     """`r00s01` for round 0 step 1; `fb` for the fallback (zero-padded: positions sort in order)."""
     return "fb" if step is None else f"r{round_:02d}s{step:02d}"
+
+
+def targets_of(esc: EscalationItem) -> list[str]:
+    """The person ids the escalation's current position pages."""
+    return [str(t) for t in esc.targets or []]
 
 
 def _position(esc: EscalationItem) -> str:
@@ -331,7 +337,7 @@ def _page_position(
     position = _position(esc)
     people = {p.id: p for p in roster.people}
     existing = {p.person: p for p in pages(esc.incident_id, position)}
-    for person_id in esc.targets or []:
+    for person_id in targets_of(esc):
         person = people.get(person_id)
         if person is None:
             log.error("page_skipped_not_in_roster incident=%s person=%s", esc.incident_id, person_id)
@@ -392,7 +398,7 @@ def _failed(page: PageItem) -> bool:
 def _all_failed(esc: EscalationItem, position_pages: Iterable[PageItem]) -> bool:
     """True when every person of the position has a page and every one of them failed."""
     by_person = {p.person: p for p in position_pages}
-    targets = list(esc.targets or [])
+    targets = targets_of(esc)
     return bool(targets) and all(t in by_person and _failed(by_person[t]) for t in targets)
 
 
@@ -424,7 +430,7 @@ def _advance(esc: EscalationItem, roster: Roster, now: float, why: str) -> Escal
                 EscalationItem.phase.set(phase),
                 EscalationItem.round.set(round_),
                 EscalationItem.step.set(step if step is not None else int(esc.step)),
-                EscalationItem.targets.set(targets),
+                EscalationItem.targets.set(cast(Any, targets)),
                 EscalationItem.step_started_at.set(now),
                 EscalationItem.due.set(now + _timeout(policy, step)),
                 EscalationItem.updated_at.set(now),
@@ -507,7 +513,7 @@ def start_escalation(
     )
     try:
         esc.save()  # a new item with no version: conditional on not existing
-        _record(incident.id, "escalation_started", f"policy {policy.name}: {', '.join(esc.targets)}")
+        _record(incident.id, "escalation_started", f"policy {policy.name}: {', '.join(targets_of(esc))}")
     except PutError as exc:
         if not _conditional_failed(exc):
             raise
@@ -746,7 +752,7 @@ def handle_status_callback(
         return "mismatch"
     clock = _ts(now) if now is not None else datetime.now(UTC).timestamp()
     rank = _DELIVERY_RANK.get(update.state, 0)
-    actions = [
+    actions: list[Action] = [
         PageItem.delivery.set(update.vendor_status.lower()),
         PageItem.delivery_rank.set(rank),
         PageItem.updated_at.set(clock),

@@ -329,7 +329,9 @@ def test_strangers_and_outsiders_change_nothing(pg: Paging) -> None:
     assert reply == f"לא ניתן לעדכן כך את אירוע {incident.code} כרגע (triggered)."
     unknown = paging.handle_inbound_sms(PHONE["sarah-whitfield"], "ACK 0000", ROSTER, T0 + MINUTE)
     assert unknown == "No open incident has code 0000. Check the code in the page."
-    assert paging.handle_inbound_sms(PHONE["sarah-whitfield"], "yes", ROSTER, T0).startswith("Reply ACK <code>")
+    assert paging.handle_inbound_sms(PHONE["sarah-whitfield"], "yes", ROSTER, T0) == (
+        "Reply ACK <code> to acknowledge or RESOLVE <code> to resolve."
+    )
     assert incidents.get(incident.id).status == incidents.TRIGGERED
     timeline = incidents.timeline(incident.id)
     assert [e.action for e in timeline[before:]] == ["sms_refused"]

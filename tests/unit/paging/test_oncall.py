@@ -30,8 +30,8 @@ from chalicelib.playbooks.models import EscalationStep, Roster, Schedule
 SECOND = timedelta(seconds=1)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def schedule(**overrides: Any) -> Schedule:
@@ -250,7 +250,9 @@ def _roster() -> Roster:
 def test_resolve_targets_in_order_each_person_once() -> None:
     roster = _roster()
     at = utc(2026, 1, 4, 12)  # day 0: maya
-    step = EscalationStep(targets=["schedule:comms", "person:noa-ben-david", "person:maya-katz"], ack_timeout="5m")
+    step = EscalationStep.model_validate(
+        {"targets": ["schedule:comms", "person:noa-ben-david", "person:maya-katz"], "ack_timeout": "5m"}
+    )
     people = resolve_targets(step, roster, at)
     assert [p.id for p in people] == ["maya-katz", "noa-ben-david"]
     assert [p.phone for p in people] == ["+972545550102", "+972545550101"]
