@@ -271,9 +271,109 @@ PAGING_MODELS: tuple[type[Model], ...] = (EscalationItem, PageItem)
 # --- end of paging ----------------------------------------------------------------------------------
 
 
+# --- statements and publishing (issue 8): drafts, approvals, publications -------------------------
+# All live in `<prefix>-incidents` under the incident's partition key, next to its timeline:
+#   `incident#<id>` / `stmt#<lang>#v<nnnn>`                one draft version (zero-padded: sorts in order)
+#   `incident#<id>` / `appr#<hash>#v<nnnn>#<person>`       one person's approval of that exact text
+#   `incident#<id>` / `note#<hash>#<ms>#<person>`          a change request (the edit itself is a new version)
+#   `incident#<id>` / `pub#<hash>#<platform>#<target>`     one publication: claimed before sending (sent once)
+#   `incident#<id>` / `outbox#<ms>#<nonce>`                the local outbox publisher's messages
+# `<hash>` is `chalicelib.statements.hashing.version_hash` of the text and signer. Approvals also
+# carry the version number in their key, so an edit that restores an earlier text starts from zero.
+
+
+class StatementItem(_IncidentBase):
+    """One version of a holding statement in one language; never changed once written."""
+
+    incident_id = UnicodeAttribute()
+    lang = UnicodeAttribute()
+    version = NumberAttribute()
+    text = UnicodeAttribute()
+    signer_id = UnicodeAttribute()
+    signer_name = UnicodeAttribute()
+    signer_role = UnicodeAttribute()
+    hash = UnicodeAttribute()
+    brand = UnicodeAttribute()
+    playbook = UnicodeAttribute()
+    approvers = ListAttribute(of=UnicodeAttribute)
+    quorum = NumberAttribute()
+    created_at = NumberAttribute()
+    created_by = UnicodeAttribute()
+    reason = UnicodeAttribute()  # drafted | redrafted | edited
+    previous_hash = UnicodeAttribute(null=True)
+
+
+class ApprovalItem(_IncidentBase):
+    """One person's approval of one version's exact text (the key holds its hash)."""
+
+    incident_id = UnicodeAttribute()
+    lang = UnicodeAttribute()
+    version = NumberAttribute()
+    hash = UnicodeAttribute()
+    person = UnicodeAttribute()
+    capacity = UnicodeAttribute()  # signer | approver
+    channel = UnicodeAttribute()
+    at = NumberAttribute()
+
+
+class StatementNoteItem(_IncidentBase):
+    """A request for changes on one version, with the requester's note."""
+
+    incident_id = UnicodeAttribute()
+    lang = UnicodeAttribute()
+    version = NumberAttribute()
+    hash = UnicodeAttribute()
+    person = UnicodeAttribute()
+    note = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    at = NumberAttribute()
+
+
+class PublicationItem(_IncidentBase):
+    """One publication of an approved text to one platform target; `state` publishing -> published."""
+
+    incident_id = UnicodeAttribute()
+    lang = UnicodeAttribute()
+    version = NumberAttribute()
+    hash = UnicodeAttribute()
+    platform = UnicodeAttribute()
+    target = UnicodeAttribute()
+    state = UnicodeAttribute()  # publishing | published | failed
+    platform_id = UnicodeAttribute(null=True)
+    url = UnicodeAttribute(null=True)
+    part_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    error = UnicodeAttribute(null=True)
+    actor = UnicodeAttribute()
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+
+
+class OutboxItem(_IncidentBase):
+    """A message the local outbox publisher "sent": what a real channel would have posted."""
+
+    incident_id = UnicodeAttribute()
+    lang = UnicodeAttribute()
+    hash = UnicodeAttribute()
+    target = UnicodeAttribute()
+    text = UnicodeAttribute()
+    at = NumberAttribute()
+
+
+STATEMENT_MODELS: tuple[type[Model], ...] = (
+    StatementItem,
+    ApprovalItem,
+    StatementNoteItem,
+    PublicationItem,
+    OutboxItem,
+)
+# --- end of statements and publishing -------------------------------------------------------------
+
+
 MENTION_MODELS: tuple[type[Model], ...] = (MentionItem, LedgerItem, SeenWebhookItem, DetectorStateItem)
 COUNTER_MODELS: tuple[type[Model], ...] = (CounterItem,)
-INCIDENT_MODELS: tuple[type[Model], ...] = (IncidentItem, TimelineItem, IncidentPointerItem) + PAGING_MODELS
+INCIDENT_MODELS: tuple[type[Model], ...] = (
+    (IncidentItem, TimelineItem, IncidentPointerItem) + PAGING_MODELS + STATEMENT_MODELS
+)
 ALL_MODELS: tuple[type[Model], ...] = MENTION_MODELS + COUNTER_MODELS + INCIDENT_MODELS
 
 _bound: Settings | None = None
