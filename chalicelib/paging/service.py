@@ -44,10 +44,12 @@ from pynamodb.expressions.update import Action
 
 from chalicelib.config import settings
 from chalicelib.incidents import service as incidents
+from chalicelib.ingest.brands import load_brands
 from chalicelib.paging import messages
 from chalicelib.paging.oncall import UnknownTarget, resolve_targets
 from chalicelib.paging.sms import DeliveryState, SendErrorKind, SmsSender, SmsSendError
-from chalicelib.paging.twilio_sms import mask, parse_status_callback
+from chalicelib.paging.twilio_sms import default_sender, mask, parse_status_callback
+from chalicelib.playbooks.loader import default_playbooks, load_roster
 from chalicelib.playbooks.models import EscalationPolicy, Person, Playbook, Roster
 from chalicelib.store.models import EscalationItem, IncidentItem, PageItem, bind
 
@@ -109,11 +111,7 @@ def _conditional_failed(exc: Exception) -> bool:
 
 
 def _sender(sender: SmsSender | None) -> SmsSender:
-    if sender is not None:
-        return sender
-    from chalicelib.paging.twilio_sms import default_sender
-
-    return default_sender()
+    return sender if sender is not None else default_sender()
 
 
 def public_url() -> str | None:
@@ -144,8 +142,6 @@ def _status_url(page: PageItem) -> str | None:
 
 @lru_cache(maxsize=4)
 def _brand_names(path: Path) -> dict[str, str]:
-    from chalicelib.ingest.brands import load_brands
-
     try:
         return {b.id: b.name for b in load_brands(path).brands}
     except Exception:  # noqa: BLE001 - a page must go out even if the brands file is broken
@@ -241,12 +237,14 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
     advanced: list[str] = field(default_factory=list)  # incident ids
     stopped: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)  # escalations the sweep had to start itself
 
     def merge(self, other: Outcome) -> Outcome:
         self.sent += other.sent
         self.failed += other.failed
         self.advanced += other.advanced
         self.stopped += other.stopped
+        self.started += other.started
         return self
 
 
@@ -596,11 +594,20 @@ def open_escalations() -> list[EscalationItem]:
     return list(EscalationItem.open_index.query(ESCALATING))
 
 
-def sweep(now: datetime | float, *, roster: Roster | None = None, sender: SmsSender | None = None) -> Outcome:
+def sweep(
+    now: datetime | float,
+    *,
+    roster: Roster | None = None,
+    playbooks: Iterable[Playbook] | None = None,
+    sender: SmsSender | None = None,
+) -> Outcome:
     """One pass over every active escalation: stop it if acknowledged/resolved, advance it when its
-    step timed out, (re)page whoever of its current step is still owed a page. Run once a minute."""
-    from chalicelib.playbooks.loader import load_roster
+    step timed out, (re)page whoever of its current step is still owed a page. Run once a minute.
 
+    Then start the escalation of any triggered incident that has none: the Lambda that opened it
+    may have died before calling `start_escalation`, and an incident nobody is paged for is the
+    one failure a pager must not have. `playbooks` (default: the deployed ones) are read only then.
+    """
     clock = _ts(now)
     chosen = roster or load_roster()
     chosen_sender = _sender(sender)
@@ -610,6 +617,19 @@ def sweep(now: datetime | float, *, roster: Roster | None = None, sender: SmsSen
             out.merge(_sweep_one(esc, chosen, chosen_sender, clock))
         except Exception:  # noqa: BLE001 - one broken escalation must not stop the others
             log.exception("sweep_failed incident=%s", esc.incident_id)
+    for incident in incidents.open_incidents():
+        if incident.status != incidents.TRIGGERED or get_escalation(incident.id) is not None:
+            continue
+        by_id = {p.id: p for p in (default_playbooks() if playbooks is None else playbooks)}
+        playbook = by_id.get(incident.playbook)
+        if playbook is None:
+            log.error("escalation_without_playbook incident=%s playbook=%s", incident.id, incident.playbook)
+            continue
+        try:
+            start_escalation(incident, playbook, chosen, clock, sender=chosen_sender)
+            out.started.append(incident.id)
+        except Exception:  # noqa: BLE001 - as above
+            log.exception("escalation_start_failed incident=%s", incident.id)
     return out
 
 
@@ -778,8 +798,6 @@ def handle_status_callback(
     esc = get_escalation(page.incident_id)
     if esc is None or esc.phase == DONE or _position(esc) != page.position:
         return "failed"
-    from chalicelib.playbooks.loader import load_roster
-
     chosen = roster or load_roster()
     outcome = _advance_early(page.incident_id, page.position, chosen, _sender(sender), clock)
     return "failed_advanced" if outcome.advanced else "failed"

@@ -490,3 +490,19 @@ def test_status_callbacks_only_move_forward_and_must_match_their_page(pg: Paging
     assert paging.handle_status_callback(form, page_key=None) == "unknown_page"
     assert paging.pages(incident.id)[0].delivery == "delivered"
     assert pg.sent_to() == ["sarah-whitfield"]
+
+
+def test_the_sweep_starts_an_escalation_the_opening_lambda_never_started(pg: Paging) -> None:
+    incident = pg.open_incident()  # ... and the Lambda died before start_escalation
+    outcome = paging.sweep(T0, roster=ROSTER, playbooks=[pg.playbook])
+    assert outcome.started == [incident.id]
+    assert pg.sent_to() == ["sarah-whitfield"]
+    assert paging.sweep(T0 + MINUTE, roster=ROSTER, playbooks=[pg.playbook]).started == []
+    assert pg.sent_to() == ["sarah-whitfield"]
+    incidents.transition(incident.id, incidents.ACKNOWLEDGED, actor="sarah-whitfield", channel="api")
+    other = incidents.open_or_update(
+        brand="golden-foods", playbook="no-such-playbook", severity="sev2",
+        trigger=incidents.Trigger(actor="maya-katz", channel="api", summary="manual"),
+    ).incident
+    assert paging.sweep(T0 + 2 * MINUTE, roster=ROSTER, playbooks=[pg.playbook]).started == []
+    assert paging.get_escalation(other.id) is None and pg.sent_to() == ["sarah-whitfield"]
