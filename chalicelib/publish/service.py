@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
@@ -73,7 +75,7 @@ class Publication:
 
 def publisher_for(platform: str) -> Publisher:
     """The configured adapter for a platform name (credentials from the environment)."""
-    factories = {
+    factories: dict[str, Callable[[], Publisher]] = {
         "outbox": OutboxPublisher.from_env,
         "x": XPublisher.from_env,
         "meta": MetaPublisher.from_env,
@@ -81,8 +83,7 @@ def publisher_for(platform: str) -> Publisher:
     }
     if platform not in factories:
         raise PublishError(f"unknown platform {platform!r} (known: {', '.join(PLATFORMS)})")
-    publisher: Publisher = factories[platform]()
-    return publisher
+    return factories[platform]()
 
 
 def _from_item(item: PublicationItem, already: bool) -> Publication:
@@ -95,7 +96,7 @@ def _from_item(item: PublicationItem, already: bool) -> Publication:
         target=item.target,
         platform_id=item.platform_id or "",
         url=item.url,
-        part_ids=tuple(item.part_ids or ()),
+        part_ids=tuple(str(i) for i in item.part_ids or ()),
         already=already,
     )
 
@@ -205,15 +206,15 @@ def publish_statement(
             detail=f"{lang} v{draft.version} {short(draft.hash)} to {publisher.platform}: {str(exc)[:200]}",
         )
         raise
-    claimed.update(
-        actions=[
-            PublicationItem.state.set(PUBLISHED),
-            PublicationItem.platform_id.set(ref.platform_id),
-            PublicationItem.url.set(ref.url),
-            PublicationItem.part_ids.set(list(ref.part_ids or (ref.platform_id,))),
-            PublicationItem.updated_at.set(time.time()),
-        ]
-    )
+    done: list[Any] = [
+        PublicationItem.state.set(PUBLISHED),
+        PublicationItem.platform_id.set(ref.platform_id),
+        PublicationItem.part_ids.set(cast(Any, list(ref.part_ids or (ref.platform_id,)))),
+        PublicationItem.updated_at.set(time.time()),
+    ]
+    if ref.url:
+        done.append(PublicationItem.url.set(ref.url))
+    claimed.update(actions=done)
     incidents.record(
         incident_id,
         actor=actor,

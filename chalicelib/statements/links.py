@@ -84,9 +84,12 @@ def _unb64(text: str) -> bytes:
     if not _B64URL.match(text):
         raise LinkTampered(LinkTampered.reason)
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise LinkTampered(LinkTampered.reason) from exc
+    if _b64(data) != text:  # non-canonical (unused low bits set): one token, one spelling
+        raise LinkTampered(LinkTampered.reason)
+    return data
 
 
 def _sign(payload: bytes, secret: bytes) -> bytes:

@@ -96,7 +96,7 @@ def _draft(item: StatementItem) -> Draft:
         hash=item.hash,
         brand=item.brand,
         playbook=item.playbook,
-        approvers=tuple(item.approvers or ()),
+        approvers=tuple(str(a) for a in item.approvers or ()),
         quorum=int(item.quorum),
         created_at=float(item.created_at),
         created_by=item.created_by,
