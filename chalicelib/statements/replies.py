@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from chalicelib.playbooks.models import Person
+from chalicelib.playbooks.models import Person, Playbook, Roster
 from chalicelib.sentiment.crisis import has_crisis_term
 from chalicelib.sentiment.language import detect_language
 from chalicelib.statements import xtext
@@ -118,7 +118,7 @@ def _combinations(words: dict[str, tuple[str, ...]], topical: bool) -> Iterable[
 def draft_replies(
     complaints: Sequence[Complaint],
     *,
-    signer: Person,
+    signer: Person | Mapping[str, Person],
     terms: Iterable[str],
     limit: int = 5,
     languages: Iterable[str] = ("he", "en"),
@@ -127,6 +127,7 @@ def draft_replies(
 
     `terms` are the playbook's crisis terms (all languages); the reply names the one found in the
     complaint. The reply's language follows the complaint (Hebrew or English; others get English).
+    `signer` is one person, or {lang: person} (each language's statement signer).
     """
     supported = set(languages) & set(_WORDING)
     term_list = list(terms)
@@ -141,7 +142,8 @@ def draft_replies(
         key = (lang, topic is not None)
         pool = pools.setdefault(key, iter(_combinations(_WORDING[lang], topic is not None)))
         address = _address(complaint)
-        sign = f"— {signer.name_in(lang)}"
+        person = signer if isinstance(signer, Person) else signer[lang]
+        sign = f"— {person.name_in(lang)}"
         for opening, middle, action in pool:
             body = middle.format(topic=topic) if topic else middle
             text = f"{address} {opening} {body} {action}\n{sign}"
@@ -158,3 +160,13 @@ def draft_replies(
             )
         )
     return out
+
+
+def replies_for_playbook(
+    complaints: Sequence[Complaint], playbook: Playbook, roster: Roster, *, limit: int = 5
+) -> list[ReplyDraft]:
+    """`draft_replies` with the playbook's crisis terms, each language signed by its statement's signer."""
+    signers = {lang: roster.person(st.signer) for lang, st in playbook.statements.items()}
+    return draft_replies(
+        complaints, signer=signers, terms=playbook.triggers.all_terms(), limit=limit, languages=tuple(signers)
+    )

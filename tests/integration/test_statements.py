@@ -222,3 +222,91 @@ def test_failed_publication_is_recorded_and_can_be_retried(env: Any) -> None:
     flaky.fail = False
     result = publish.publish_statement(incident_id, "en", publisher=flaky, actor="maya-katz")
     assert result.platform_id == "p-1" and incidents.get(incident_id).status == incidents.PUBLISHED
+
+
+def test_routes_helpers_draft_and_publish_json(env: Any) -> None:
+    from chalicelib.publish.api import publish_request
+    from chalicelib.statements.api import draft_request
+
+    incident_id = open_incident()
+    assert draft_request(incident_id, {"facts": FACTS, "bogus": 1}, actor="maya-katz").status == 422
+    missing = draft_request(incident_id, {"facts": {"next_update": "soon"}, "languages": ["en"]}, actor="maya-katz")
+    assert missing.status == 422 and "product" in missing.body["error"]
+    assert draft_request("inc_0_nothing", {"facts": FACTS}, actor="maya-katz").status == 404
+    made = draft_request(incident_id, {"facts": FACTS, "languages": ["en"], "links": True}, actor="maya-katz")
+    assert made.status == 201
+    (en,) = made.body["drafts"]
+    assert en["signer"]["id"] == SIGNER and en["approval"]["publishable"] is False
+    assert set(made.body["links"]["en"]) == {SIGNER, *APPROVERS}
+    assert all("/approve/" in url for url in made.body["links"]["en"].values())
+
+    body = {"lang": "en", "version_hash": en["version_hash"], "platform": "outbox"}
+    refused = publish_request(incident_id, body, actor="maya-katz")
+    assert refused.status == 409 and "waiting for" in refused.body["error"]
+    for person in (SIGNER, "avi-shapira", "james-okafor"):
+        statements.approve(incident_id, "en", version_hash=en["version_hash"], person_id=person)
+    stale = publish_request(incident_id, {**body, "version_hash": "0" * 64}, actor="maya-katz")
+    assert stale.status == 409 and stale.body["current_version_hash"] == en["version_hash"]
+    done = publish_request(incident_id, body, actor="maya-katz")
+    assert done.status == 200 and done.body["platform"] == "outbox" and done.body["platform_id"]
+    assert publish_request(incident_id, {**body, "platform": "myspace"}, actor="x").status == 422
+
+
+def test_page_refuses_expired_links_and_stale_forms_and_escapes_facts(env: Any) -> None:
+    incident_id = open_incident()
+    evil = {**FACTS, "product": {"en": '<script>alert("x")</script> hummus', "he": "<b>חומוס</b>"}}
+    (en,) = statements.draft_statements(incident_id, evil, ["en"], actor="maya-katz")
+    now = time.time()
+    expired = make_link(incident_id, "en", en.hash, SIGNER, int(now) - 1)
+    assert web.approval_get(expired).status == 410
+    assert post(expired, "approve", en.hash).status == 410
+
+    token = web.issue_links(incident_id, "en")[SIGNER]
+    page = web.approval_get(token)
+    assert "<script>alert" not in page.body and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; hummus" in page.body
+    # A form whose hidden hash is not the link's version records nothing.
+    other = "f" * 64
+    assert post(token, "approve", other).status == 409
+    assert post(token, "approve", "").status == 409
+    assert statements.approval_state(incident_id, "en").approvals == ()
+    assert post(token, "dance", en.hash).status == 400
+    assert post(token, "request_changes", en.hash, note="   ").status == 422
+    assert post(token, "edit", en.hash, text=en.text).status == 422  # unchanged
+    assert web.approval_post(token, b"\xff\xfe").status == 400
+
+
+def test_two_simultaneous_edits_from_the_same_version_make_one_new_version(env: Any) -> None:
+    import threading
+
+    incident_id = open_incident()
+    (en,) = statements.draft_statements(incident_id, FACTS, ["en"], actor="maya-katz")
+    outcomes: list[str] = []
+
+    def edit(person: str) -> None:
+        try:
+            statements.edit(incident_id, "en", base_hash=en.hash, text=en.text + f"\n({person})", person_id=person)
+            outcomes.append("saved")
+        except statements.DraftChanged:
+            outcomes.append("changed")
+
+    threads = [threading.Thread(target=edit, args=(p,)) for p in APPROVERS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["changed", "changed", "saved"]
+    assert [d.version for d in statements.versions(incident_id, "en")] == [1, 2]
+
+
+def test_resolved_incident_publishes_nothing(env: Any) -> None:
+    incident_id = open_incident()
+    (en,) = statements.draft_statements(incident_id, FACTS, ["en"], actor="maya-katz")
+    for person in (SIGNER, "avi-shapira", "james-okafor"):
+        statements.approve(incident_id, "en", version_hash=en.hash, person_id=person)
+    incidents.transition(incident_id, incidents.RESOLVED, actor="maya-katz", channel="api")
+    with pytest.raises(publish.IncidentClosed):
+        publish.publish_statement(incident_id, "en", publisher=OutboxPublisher(), actor="maya-katz")
+    assert outbox_items(incident_id) == []
+    token = web.issue_links(incident_id, "en")["rachel-goldberg"]
+    page = web.approval_get(token)
+    assert page.status == 200 and "resolved" in page.body and "<form" not in page.body

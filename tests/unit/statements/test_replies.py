@@ -84,3 +84,14 @@ def test_refuses_a_handle_that_is_not_one(signer) -> None:  # type: ignore[no-un
     bad = Complaint(platform="x", id="1", handle="<script>", text="recall", engagement=1)
     with pytest.raises(ValueError):
         draft_replies([bad], signer=signer, terms=TERMS)
+
+
+def test_replies_for_a_playbook_are_signed_by_each_language_signer() -> None:
+    from chalicelib.playbooks.loader import default_playbooks
+    from chalicelib.statements.replies import replies_for_playbook
+
+    recall = next(p for p in default_playbooks() if p.id == "golden-product-recall")
+    replies = replies_for_playbook(complaints(4), recall, load_roster(), limit=4)
+    by_lang = {r.lang: r for r in replies}
+    assert by_lang["he"].text.endswith("— אבי שפירא")  # he statement signer
+    assert by_lang["en"].text.endswith("— Sarah Whitfield")  # en statement signer

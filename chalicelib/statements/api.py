@@ -1,0 +1,86 @@
+"""JSON in, JSON out for the staff route POST /incidents/{id}/statements (no HTTP framework here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chalicelib.incidents import service as incidents
+from chalicelib.playbooks.loader import PlaybookError
+from chalicelib.statements import service, web
+from chalicelib.statements.links import approval_url
+from chalicelib.statements.models import Draft
+from chalicelib.statements.render import FactsMissing
+
+
+@dataclass(frozen=True)
+class ApiResult:
+    status: int
+    body: dict[str, Any]
+
+
+class DraftRequest(BaseModel):
+    """Body of POST /incidents/{id}/statements."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    facts: dict[str, str | dict[str, str]]
+    languages: list[str] | None = Field(None, description="default: every language the playbook has")
+    links: bool = Field(False, description="also return each signer's and approver's approval URL")
+    link_ttl_seconds: int = Field(web.DEFAULT_LINK_TTL, ge=300, le=7 * 86400)
+
+
+def draft_as_dict(draft: Draft) -> dict[str, Any]:
+    state = service.approval_state(draft.incident_id, draft.lang, draft)
+    return {
+        "lang": draft.lang,
+        "version": draft.version,
+        "version_hash": draft.hash,
+        "text": draft.text,
+        "signer": {"id": draft.signer_id, "name": draft.signer_name, "role": draft.signer_role},
+        "approvers": list(draft.approvers),
+        "quorum": draft.quorum,
+        "reason": draft.reason,
+        "created_at": draft.created_at,
+        "created_by": draft.created_by,
+        "variants": draft.variants().model_dump(),
+        "approval": {
+            "signer_approved": state.signer_approved,
+            "approver_count": state.approver_count,
+            "publishable": state.publishable,
+            "waiting_for": state.waiting_for(),
+        },
+    }
+
+
+def draft_request(incident_id: str, body: Any, *, actor: str, now: float | None = None) -> ApiResult:
+    """Validate the body, draft every requested language, and describe the new versions (201)."""
+    try:
+        request = DraftRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return ApiResult(422, {"error": f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"})
+    try:
+        drafts = service.draft_statements(incident_id, request.facts, request.languages, actor=actor, now=now)
+    except incidents.IncidentNotFound:
+        return ApiResult(404, {"error": f"no incident {incident_id}"})
+    except (FactsMissing, service.InvalidEdit) as exc:
+        return ApiResult(422, {"error": str(exc)})
+    except service.StatementError as exc:
+        return ApiResult(exc.status, {"error": str(exc)})
+    except PlaybookError as exc:
+        return ApiResult(500, {"error": f"playbooks are invalid: {exc}"})
+    result: dict[str, Any] = {"incident_id": incident_id, "drafts": [draft_as_dict(d) for d in drafts]}
+    if request.links:
+        result["links"] = {
+            d.lang: {
+                person: approval_url(token)
+                for person, token in web.issue_links(
+                    incident_id, d.lang, ttl_seconds=request.link_ttl_seconds, now=now
+                ).items()
+            }
+            for d in drafts
+        }
+    return ApiResult(201, result)
