@@ -438,7 +438,10 @@ def approve(
     except PutError as exc:
         if not _conditional_failed(exc):
             raise
-        return approval_state(incident_id, lang, current)  # already approved: nothing new to record
+        state = approval_state(incident_id, lang, current)  # already approved: nothing new to record,
+        if state.publishable and incidents.get(incident_id).status in (incidents.TRIGGERED, incidents.ACKNOWLEDGED):
+            _approval_complete(incident_id, current, person_id, channel)  # unless a crash cut the first try short
+        return state
     state = approval_state(incident_id, lang, current)
     incidents.record(
         incident_id,
