@@ -97,10 +97,14 @@ def _authorised() -> bool:
     return hmac.compare_digest(supplied.encode("utf-8", "replace"), settings().api_key.encode())
 
 
-def _int_param(value: str, name: str) -> int:
-    if not value.isascii() or not value.isdigit() or len(value) > 9:
-        raise ValueError(f"{name} must be a whole number of seconds")
-    return int(value)
+def _step(value: str) -> int:
+    try:
+        if len(value) > 9:
+            raise ValueError
+        return int(value)
+    except ValueError:
+        message = f"step must be a whole number of minutes, in seconds (60, 300, ...), not {value[:20]!r}"
+        raise ValueError(message) from None
 
 
 def _epoch(value: str | None, name: str) -> int:
@@ -125,7 +129,7 @@ def brand_counts(brand: str) -> Response:
     try:
         start = _epoch(params.get("from"), "from")
         end = _epoch(params.get("to"), "to")
-        step = _int_param(params.get("step", "60"), "step")
+        step = _step(params.get("step", "60"))
         points = read_series(brand, start=start, end=end, step=step)
     except ValueError as exc:
         return _error(400, str(exc))

@@ -132,14 +132,14 @@ def read_series(
     """
     cfg = bind(cfg or settings())
     if step < 60 or step % 60:
-        raise ValueError("step must be a whole number of minutes, in seconds (60, 300, 3600, ...)")
-    if not (EARLIEST <= start <= LATEST and EARLIEST <= end <= LATEST):
-        raise ValueError("from and to must lie between 2000-01-01 and 2100-01-01")
+        raise ValueError("step must be a whole number of minutes")
     first = start // step * step
     if end <= first:
         raise ValueError("to must be after from")
     if (end - first) // step > MAX_SERIES_POINTS:
         raise ValueError(f"at most {MAX_SERIES_POINTS} points per request; use a larger step")
+    if not (EARLIEST <= start <= LATEST and EARLIEST <= end <= LATEST):
+        raise ValueError("from and to must lie between 2000-01-01 and 2100-01-01")
     clock = time.time() if now is None else now
     buckets: dict[int, Counter[str]] = {t: Counter() for t in range(first, end, step)}
     for shard in range(cfg.counter_shards):
