@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hmac
+import time
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from aws_lambda_powertools import Logger
 from chalice import Chalice, Response
@@ -182,9 +184,11 @@ def get_incident(incident_id: str) -> Response:
 def change_incident(incident_id: str, action: str) -> Response:
     if not _authorised():
         return _error(401, "missing or wrong x-api-key header")
+    if action in ("statements", "publish"):
+        return _statement_action(incident_id, action)
     target = {"acknowledge": incidents.ACKNOWLEDGED, "resolve": incidents.RESOLVED}.get(action)
     if target is None:
-        return _error(404, "unknown action; use acknowledge or resolve")
+        return _error(404, "unknown action; use acknowledge, resolve, statements or publish")
     try:
         detail = _json_body().get("note")
         incident = incidents.transition(
@@ -199,12 +203,106 @@ def change_incident(incident_id: str, action: str) -> Response:
     return Response(body=incidents.as_dict(incident), status_code=200)
 
 
+def _statement_action(incident_id: str, action: str) -> Response:
+    from chalicelib.publish.api import publish_request
+    from chalicelib.statements.api import draft_request
+
+    try:
+        body = _json_body()
+    except ValueError as exc:
+        return _error(400, str(exc))
+    handler = draft_request if action == "statements" else publish_request
+    result = handler(incident_id, body, actor=_actor())
+    return Response(body=result.body, status_code=result.status)
+
+
+@app.route("/approve/{token}", methods=["GET"])
+def approval_page(token: str) -> Response:
+    from chalicelib.statements import web
+
+    page = web.approval_get(token)
+    return Response(body=page.body, status_code=page.status, headers=page.headers)
+
+
+@app.route("/approve/{token}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def approval_action(token: str) -> Response:
+    from chalicelib.statements import web
+
+    page = web.approval_post(token, _raw_body())
+    return Response(body=page.body, status_code=page.status, headers=page.headers)
+
+
+def _twilio_form(path: str) -> dict[str, str] | Response:
+    """The form Twilio posted, if its X-Twilio-Signature matches the public URL it called."""
+    import os
+
+    from chalicelib.paging.twilio_sms import verify_twilio_form
+
+    token = os.environ.get("KLAXON_TWILIO_AUTH_TOKEN")
+    base = os.environ.get("KLAXON_PUBLIC_URL")
+    if not token or not base:
+        return _error(503, "SMS is not configured (KLAXON_TWILIO_AUTH_TOKEN, KLAXON_PUBLIC_URL)")
+    query = app.current_request.query_params or {}
+    url = base.rstrip("/") + path + (f"?{urlencode(dict(query))}" if query else "")
+    body = _raw_body()
+    if len(body) > 16_384:
+        return _error(413, "form too large")
+    signature = (app.current_request.headers or {}).get("x-twilio-signature")
+    if not verify_twilio_form(url, body, signature, token):
+        return _error(403, "X-Twilio-Signature does not match")
+    try:
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        return _error(400, "form is not UTF-8")
+
+
+def _twiml(reply: str | None) -> Response:
+    from xml.sax.saxutils import escape
+
+    inner = f"<Message>{escape(reply)}</Message>" if reply else ""
+    return Response(
+        body=f'<?xml version="1.0" encoding="UTF-8"?><Response>{inner}</Response>',
+        status_code=200,
+        headers={"Content-Type": "text/xml"},
+    )
+
+
+FORM = ["application/x-www-form-urlencoded"]
+
+
+@app.route("/sms/inbound", methods=["POST"], content_types=FORM)
+def sms_inbound() -> Response:
+    """An on-call person's reply ("ACK 4821"); only numbers in the roster can change anything."""
+    from chalicelib.paging import service as paging
+    from chalicelib.playbooks.loader import load_roster
+
+    form = _twilio_form("/sms/inbound")
+    if isinstance(form, Response):
+        return form
+    reply = paging.handle_inbound_sms(form.get("From", ""), form.get("Body", ""), load_roster(), time.time())
+    return _twiml(reply)
+
+
+@app.route("/sms/status", methods=["POST"], content_types=FORM)
+def sms_status() -> Response:
+    from chalicelib.paging import service as paging
+
+    form = _twilio_form("/sms/status")
+    if isinstance(form, Response):
+        return form
+    page_key = (app.current_request.query_params or {}).get("page")
+    outcome = paging.handle_status_callback(form, page_key=page_key)
+    return Response(body={"status": outcome}, status_code=200)
+
+
 @app.schedule("rate(1 minute)", name="sweeper")
 def sweeper(event: Any) -> None:
-    """Response-time breaches (and, with paging, escalation) are checked once a minute."""
+    """Once a minute: escalate unacknowledged pages and record missed response-time targets."""
+    from chalicelib.paging import service as paging
+
+    outcome = paging.sweep(time.time())
     breaches = incidents.check_breaches()
-    if breaches:
-        logger.info("response-time targets breached", extra={"breaches": breaches})
+    logger.info("sweep", extra={"breaches": breaches, "paging": str(outcome)})
 
 
 @app.on_sqs_message(queue="klaxon-mentions", batch_size=10, name="ingest")
@@ -219,6 +317,15 @@ def ingest(event: Any) -> dict[str, Any]:
     response, result = process_batch(event.to_dict(), crisis_terms=lambda b: crisis_terms_for(b, playbooks))
     raised = alerts.feed_batch(result.totals, lambda b: alerts.params_for(b, playbooks))
     opened = alerts.raise_incidents(raised, playbooks)
+    if any(o.created for o in opened):
+        from chalicelib.paging import service as paging
+        from chalicelib.playbooks.loader import load_roster
+
+        by_id = {p.id: p for p in playbooks}
+        roster = load_roster()
+        for o in opened:
+            if o.created:
+                paging.start_escalation(o.incident, by_id[o.incident.playbook], roster, time.time())
     logger.info(
         "batch ingested",
         extra={

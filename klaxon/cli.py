@@ -21,7 +21,10 @@ def _run(args: argparse.Namespace) -> int:
         with running(moto_port=moto_port, http_port=http_port) as stack:
             print(f"Klaxon local stack is up.\n  routes:  {stack.base_url}  (try {stack.base_url}/health)")
             print(f"  moto:    http://127.0.0.1:{moto_port}  (DynamoDB + SQS)")
-            print(f"  queue:   {stack.queue_url}\n  poller and scheduler running. Ctrl-C stops everything.")
+            print(f"  queue:   {stack.queue_url}")
+            if stack.twilio is not None:
+                print(f"  twilio:  {stack.twilio.base_url}  (local fake; set KLAXON_TWILIO_* for real Twilio)")
+            print("  poller and scheduler running. Ctrl-C stops everything.")
             try:
                 stop.wait()
             except KeyboardInterrupt:

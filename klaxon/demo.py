@@ -297,9 +297,100 @@ def main(speed: float = 0.0) -> int:
             time.sleep(1)
         _summary(series, start, tally, expected, counted)
         opened = _incidents(stack.base_url)
-        ok = counted == expected and tally.rejected == 0 and bool(opened)
-    print(f"demo finished in {time.monotonic() - started:.0f}s: {'OK' if ok else 'COUNT MISMATCH'}")
+        paged = acked = drafted = False
+        if opened:
+            incident = opened[0]
+            paged = _pages(stack, incident)
+            acked = _acknowledge(stack, incident)
+            drafted = _statements(stack.base_url, incident)
+        ok = counted == expected and tally.rejected == 0 and bool(opened) and paged and acked and drafted
+    print(f"demo finished in {time.monotonic() - started:.0f}s: {'OK' if ok else 'FAILED (see above)'}")
     return 0 if ok else 1
+
+
+def _post_json(base_url: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    from chalicelib.config import settings
+
+    headers = {"content-type": "application/json", "x-api-key": settings().api_key, "x-klaxon-actor": "demo-staff"}
+    return _post(base_url, path, json.dumps(body, ensure_ascii=False).encode(), headers)
+
+
+def _pages(stack: Any, incident: dict[str, Any]) -> bool:
+    """The SMS the on-call person got (through the real twilio client, into the local fake Twilio)."""
+    deadline = time.monotonic() + 10
+    while not stack.twilio.messages and time.monotonic() < deadline:
+        time.sleep(0.2)
+    messages = stack.twilio.messages
+    print(f"\nSMS pages sent ({len(messages)}), via the twilio client to the local fake Twilio:")
+    for message in messages:
+        print(f"  to {message.to} [{message.num_segments} segment(s), {message.status}]:")
+        for line in message.body.splitlines():
+            print(f"    | {line}")
+    return bool(messages)
+
+
+def _acknowledge(stack: Any, incident: dict[str, Any]) -> bool:
+    """The on-call person answers the page by SMS; Twilio posts the reply to /sms/inbound, signed."""
+    messages = stack.twilio.messages
+    if not messages:
+        return False
+    page = messages[0]
+    reply = stack.twilio.send_inbound(
+        f"{stack.base_url}/sms/inbound", from_=page.to, to=page.from_ or "", body=f"ACK {incident['code']}"
+    )
+    status = _get(stack.base_url, f"/incidents/{incident['id']}")["status"]
+    print(
+        f'\n{page.to} replied "ACK {incident["code"]}" -> HTTP {reply.status}; Klaxon answered: '
+        f"{_twiml_text(reply.body)}"
+    )
+    print(f"  incident status is now: {status}")
+    return status == "acknowledged"
+
+
+def _twiml_text(body: str | bytes) -> str:
+    import re
+
+    text = body.decode() if isinstance(body, bytes) else body
+    found = re.search(r"<Message>(.*?)</Message>", text, re.S)
+    return found.group(1) if found else "(no reply)"
+
+
+DEMO_FACTS = {
+    "he": {
+        "product": "שירותי הסלולר והאינטרנט",
+        "what_we_know": "תקלה באתר התקשורת המרכזי שלנו בפתח תקווה פוגעת בשיחות ובגלישה באזור המרכז מאז 11:40.",
+        "what_we_are_doing": "צוותי הרשת שלנו באתר ומעבירים את התעבורה לאתר הגיבוי.",
+        "next_update": "עד 13:30",
+    },
+    "en": {
+        "product": "mobile and home internet service",
+        "what_we_know": "A fault at our main switching site in Petah Tikva has cut calls and data in central Israel "
+        "since 11:40.",
+        "what_we_are_doing": "Our network engineers are on site and moving traffic to the backup site.",
+        "next_update": "by 13:30",
+    },
+}
+
+
+def _statements(base_url: str, incident: dict[str, Any]) -> bool:
+    """Holding statements drafted from the playbook, signed by a named person, awaiting approval."""
+    facts = {key: {lang: DEMO_FACTS[lang][key] for lang in DEMO_FACTS} for key in DEMO_FACTS["en"]}
+    status, body = _post_json(base_url, f"/incidents/{incident['id']}/statements", {"facts": facts, "links": True})
+    if status != 201:
+        print(f"\nDrafting statements failed: HTTP {status}: {body.get('error')}")
+        return False
+    for draft in body["drafts"]:
+        signer = draft["signer"]
+        print(
+            f"\nHolding statement ({draft['lang']}, version {draft['version']}, sha256 {draft['version_hash'][:12]}…), "
+            f"signed by {signer['name']}, {signer['role']}; awaiting approval "
+            f"({', '.join(draft['approval']['waiting_for'])}):"
+        )
+        for line in draft["text"].splitlines():
+            print(f"    | {line}")
+        for person, url in body.get("links", {}).get(draft["lang"], {}).items():
+            print(f"  approval page for {person}: {url}")
+    return True
 
 
 def _incidents(base_url: str) -> list[dict[str, Any]]:

@@ -220,8 +220,10 @@ class FakeTwilio:
         self._server = ThreadingHTTPServer((LOOPBACK, self._requested_port), _handler_for(self))
         self._server.daemon_threads = True
         server = self._server
-        for target, name in ((lambda: server.serve_forever(poll_interval=0.05), "fake-twilio-http"),
-                             (self._dispatch, "fake-twilio-cb")):
+        for target, name in (
+            (lambda: server.serve_forever(poll_interval=0.05), "fake-twilio-http"),
+            (self._dispatch, "fake-twilio-cb"),
+        ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)

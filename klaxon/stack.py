@@ -139,6 +139,7 @@ class Stack:
     threads: list[threading.Thread] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     servers: list[Any] = field(default_factory=list)
+    twilio: Any = None  # the local fake Twilio, unless real KLAXON_TWILIO_* credentials are set
 
     @property
     def base_url(self) -> str:
@@ -257,7 +258,16 @@ def running(
     proc = start_moto(moto_port, log)
     os.environ.update(local_environment(moto_port))
     stack = Stack(moto_port=moto_port, http_port=http_port, queue_url="", dlq_url="", processes=[proc])
+    fake_twilio = None
     try:
+        if not os.environ.get("KLAXON_TWILIO_ACCOUNT_SID"):
+            from klaxon.fake_twilio import running_fake_twilio
+
+            fake_twilio = running_fake_twilio()
+            stack.twilio = fake_twilio.__enter__()
+            os.environ.update(stack.twilio.environment())
+        if http_port is not None:
+            os.environ.setdefault("KLAXON_PUBLIC_URL", f"http://{LOOPBACK}:{http_port}")
         stack.queue_url, stack.dlq_url = provision()
         if http_port is not None:
             _serve_routes(stack, http_port, quiet)
@@ -269,3 +279,5 @@ def running(
         yield stack
     finally:
         stack.stop()
+        if fake_twilio is not None:
+            fake_twilio.__exit__(None, None, None)
