@@ -47,8 +47,8 @@ from chalicelib.incidents import service as incidents
 from chalicelib.ingest.brands import load_brands
 from chalicelib.paging import messages
 from chalicelib.paging.oncall import UnknownTarget, resolve_targets
-from chalicelib.paging.sms import DeliveryState, SendErrorKind, SmsSender, SmsSendError
-from chalicelib.paging.twilio_sms import default_sender, mask, parse_status_callback
+from chalicelib.paging.sms import DeliveryState, SendErrorKind, SentMessage, SmsSender, SmsSendError
+from chalicelib.paging.twilio_sms import TwilioNotConfigured, default_sender, mask, parse_status_callback
 from chalicelib.playbooks.loader import default_playbooks, load_roster
 from chalicelib.playbooks.models import EscalationPolicy, Person, Playbook, Roster
 from chalicelib.store.models import EscalationItem, IncidentItem, PageItem, bind
@@ -110,8 +110,21 @@ def _conditional_failed(exc: Exception) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
+class _DefaultSender:
+    """`twilio_sms.default_sender()`, looked up at the first send: sweeping, acknowledging and
+    stopping need no Twilio configuration, and a missing one fails the sends (kept as
+    `send_failed` and retried), not the sweep or the ingest batch that opened the incident."""
+
+    def send(self, to: str, body: str, status_callback: str | None = None) -> SentMessage:
+        try:
+            sender = default_sender()
+        except TwilioNotConfigured as exc:
+            raise SmsSendError(SendErrorKind.PERMANENT, f"Twilio not configured: {exc}") from exc
+        return sender.send(to, body, status_callback)
+
+
 def _sender(sender: SmsSender | None) -> SmsSender:
-    return sender if sender is not None else default_sender()
+    return sender if sender is not None else _DefaultSender()
 
 
 def public_url() -> str | None:

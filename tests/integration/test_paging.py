@@ -506,3 +506,22 @@ def test_the_sweep_starts_an_escalation_the_opening_lambda_never_started(pg: Pag
     ).incident
     assert paging.sweep(T0 + 2 * MINUTE, roster=ROSTER, playbooks=[pg.playbook]).started == []
     assert paging.get_escalation(other.id) is None and pg.sent_to() == ["sarah-whitfield"]
+
+
+def test_without_twilio_configuration_sweeps_still_run_and_pages_wait(
+    pg: Paging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in pg.fake.environment():
+        monkeypatch.delenv(key)
+    twilio_sms.default_sender.cache_clear()
+    incident = pg.open_incident()
+    paging.start_escalation(incident, pg.playbook, ROSTER, T0)  # does not raise: the page waits
+    (page,) = paging.pages(incident.id)
+    assert (page.state, page.attempts) == ("send_failed", 1)
+    paging.sweep(T0 + 10 * MINUTE, roster=ROSTER)  # still unconfigured: the escalation moves on regardless
+    assert {p.state for p in paging.pages(incident.id)} == {"send_failed"}
+    for key, value in pg.fake.environment().items():
+        monkeypatch.setenv(key, value)
+    twilio_sms.default_sender.cache_clear()
+    paging.sweep(T0 + 11 * MINUTE, roster=ROSTER)  # configured again: the current step's pages go out
+    assert pg.sent_to() == ["omar-haddad", "james-okafor"]
