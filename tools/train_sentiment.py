@@ -35,10 +35,12 @@ SEED = 20240607
 LABELS = list(bundled.LABELS)
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "sentiment"
 FEATURES: dict[str, dict[str, Any]] = {
-    "en": {"bits": 20, "char_min": 2, "char_max": 5, "word_weight": 1.0, "char_weight": 1.0},
+    "en": {"bits": 18, "char_min": 2, "char_max": 5, "word_weight": 1.0, "char_weight": 1.0},
     "he": {"bits": 18, "char_min": 2, "char_max": 5, "word_weight": 1.0, "char_weight": 1.0},
 }
-C_GRID = (0.03, 0.1, 0.3)
+C_GRID = {"en": (0.1, 0.3), "he": (0.1, 0.3, 1.0)}
+"""Regularisation grid per language (0.03 was clearly worse for both in earlier CV runs; English at C=1
+converges slowly and gained nothing on the 0.1 -> 0.3 step)."""
 FOLDS = 5
 OFFSETS = np.linspace(-1.0, 1.0, 41)
 """Offset grid, in units of the out-of-fold score standard deviation, for the negative and positive scores."""
@@ -56,16 +58,27 @@ def matrix(texts: list[str], cfg: dict[str, Any]) -> sp.csr_matrix:
     return sp.csr_matrix((value, (doc, bucket)), shape=(len(texts), 1 << cfg["bits"]))
 
 
-def objective(y: np.ndarray, pred: np.ndarray) -> float:
-    """What we select on: the mean of macro recall and negative-class F1 (the acceptance metrics)."""
-    return 0.5 * (recall_score(y, pred, average="macro") + f1_score(y, pred, labels=[0], average="macro"))
+def neg_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    """F1 of the negative class, the series that raises alerts."""
+    return float(f1_score(y, pred, labels=[0], average="macro"))
+
+
+def objective(lang: str, y: np.ndarray, pred: np.ndarray) -> float:
+    """What we select on: the acceptance metrics of that language.
+
+    English: mean of macro recall and negative F1. Hebrew: negative F1 only, because its neutral class is
+    3% of rows, so macro recall is noisy and chasing it trades away negative precision.
+    """
+    if lang == "he":
+        return neg_f1(y, pred)
+    return 0.5 * (float(recall_score(y, pred, average="macro")) + neg_f1(y, pred))
 
 
 def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Macro recall, negative F1, accuracy."""
     return {
         "macro_recall": round(float(recall_score(y, pred, average="macro")), 4),
-        "neg_f1": round(float(f1_score(y, pred, labels=[0], average="macro")), 4),
+        "neg_f1": round(neg_f1(y, pred), 4),
         "accuracy": round(float((y == pred).mean()), 4),
     }
 
@@ -83,25 +96,25 @@ def out_of_fold(x: sp.csr_matrix, y: np.ndarray, c: float) -> np.ndarray:
     return oof
 
 
-def tune_offsets(oof: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+def tune_offsets(lang: str, oof: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     """Additive score offsets (neutral fixed at 0) that maximise the objective on out-of-fold scores."""
     std = float(oof.std())
-    best = (objective(y, oof.argmax(1)), np.zeros(3))
+    best = (objective(lang, y, oof.argmax(1)), np.zeros(3))
     for neg in OFFSETS:
         for pos in OFFSETS:
             offsets = np.array([neg, 0.0, pos]) * std
-            score = objective(y, (oof + offsets).argmax(1))
+            score = objective(lang, y, (oof + offsets).argmax(1))
             if score > best[0] + 1e-9:
                 best = (score, offsets)
     return best[1], best[0]
 
 
 def quantise(coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int8 weights (D x 3) and per-class scales: 4x smaller than float32, keeps the artefact < 10 MB."""
+    """int8 weights (3 x D) and per-class scales: 4x smaller than float32, keeps the artefact < 10 MB."""
     scale = np.abs(coef).max(axis=1) / 127.0
     scale[scale == 0] = 1.0
     q = np.clip(np.rint(coef / scale[:, None]), -127, 127).astype(np.int8)
-    return np.ascontiguousarray(q.T), scale.astype(np.float32)
+    return q, scale.astype(np.float32)
 
 
 def train_language(lang: str, data: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -112,16 +125,21 @@ def train_language(lang: str, data: Path) -> tuple[dict[str, np.ndarray], dict[s
     x = matrix(texts, cfg)
     print(f"[{lang}] {len(texts)} train texts, {x.nnz} non-zeros, featurised in {time.perf_counter() - t0:.1f}s")
     cv: dict[float, tuple[float, np.ndarray, dict[str, float]]] = {}
-    for c in C_GRID:
+    for c in C_GRID[lang]:
         oof = out_of_fold(x, y, c)
-        offsets, score = tune_offsets(oof, y)
+        offsets, score = tune_offsets(lang, oof, y)
         cv[c] = (score, offsets, metrics(y, (oof + offsets).argmax(1)))
         print(f"[{lang}] C={c}: CV objective {score:.4f} {cv[c][2]} (offsets {np.round(offsets, 3).tolist()})")
     best_c = max(cv, key=lambda c: cv[c][0])
     model = make_model(best_c).fit(x, y)
     weights, scale = quantise(model.coef_)
     bias = (model.intercept_ + cv[best_c][1]).astype(np.float32)
-    report = {"C": best_c, "cv_folds": FOLDS, "cv": cv[best_c][2], "train_rows": len(texts)}
+    exact = (x @ model.coef_.T + bias).argmax(1)
+    quantised = (x @ (weights.astype(np.float64) * scale[:, None]).T + bias).argmax(1)
+    agreement = float((exact == quantised).mean())
+    print(f"[{lang}] int8 quantisation keeps {agreement:.2%} of train predictions")
+    report = {"C": best_c, "cv_folds": FOLDS, "cv": cv[best_c][2], "train_rows": len(texts),
+              "quantisation_agreement": round(agreement, 4)}
     print(f"[{lang}] chose C={best_c}")
     return {f"{lang}_weights": weights, f"{lang}_scale": scale, f"{lang}_bias": bias}, report
 

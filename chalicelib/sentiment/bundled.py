@@ -8,6 +8,7 @@ life of the container. Hebrew mentions go to the Hebrew model, everything else t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,25 @@ LABELS = ("negative", "neutral", "positive")
 CHUNK = 256
 """Texts featurised per numpy pass: big enough to amortise numpy calls, small enough to keep sorts cheap."""
 
+_HEBREW_LETTER = re.compile("[\u05d0-\u05ea]")
+"""Cheap pre-check: only texts with a Hebrew letter need the full language vote to be routed."""
+
 _model: dict[str, Any] | None = None
 
 
 def load_model(path: Path = MODEL_PATH) -> dict[str, Any]:
-    """Read the artefact: {'meta': ..., lang: {'cfg', 'weights' (int8 D x 3), 'scale', 'bias'}}."""
+    """Read the artefact: {'meta': ..., lang: {'cfg', 'weights' (3 x D), 'scale', 'bias'}}.
+
+    Weights are stored as int8 (small artefact) and widened to float32 once here, not per call;
+    one contiguous row per class keeps the per-feature gathers cache-friendly.
+    """
     with np.load(path, allow_pickle=False) as npz:
         meta = json.loads(npz["meta"].tobytes().decode("utf-8"))
         model: dict[str, Any] = {"meta": meta}
         for lang, cfg in meta["languages"].items():
             model[lang] = {
                 "cfg": cfg,
-                "weights": npz[f"{lang}_weights"],
+                "weights": npz[f"{lang}_weights"].astype(np.float32),
                 "scale": npz[f"{lang}_scale"].astype(np.float64),
                 "bias": npz[f"{lang}_bias"].astype(np.float64),
             }
@@ -56,10 +64,8 @@ def scores(texts: list[str], lang: str) -> np.ndarray:
     for start in range(0, len(texts), CHUNK):
         chunk = texts[start : start + CHUNK]
         doc, bucket, value = featurise(chunk, part["cfg"])
-        weights = part["weights"][bucket]
-        for k in range(len(LABELS)):
-            out[start : start + len(chunk), k] = np.bincount(doc, weights=value * weights[:, k],
-                                                              minlength=len(chunk))
+        for k, row in enumerate(part["weights"]):
+            out[start : start + len(chunk), k] = np.bincount(doc, weights=value * row[bucket], minlength=len(chunk))
     return out * part["scale"] + part["bias"]
 
 
@@ -68,7 +74,8 @@ def classify(texts: list[str]) -> list[str]:
     labels = [""] * len(texts)
     routes: dict[str, list[int]] = {}
     for i, text in enumerate(texts):
-        routes.setdefault("he" if detect_language(text) == "he" else "en", []).append(i)
+        hebrew = _HEBREW_LETTER.search(text) is not None and detect_language(text) == "he"
+        routes.setdefault("he" if hebrew else "en", []).append(i)
     for lang, idx in routes.items():
         best = scores([texts[i] for i in idx], lang).argmax(axis=1)
         for i, k in zip(idx, best.tolist(), strict=True):

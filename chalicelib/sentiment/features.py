@@ -33,21 +33,22 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> _U64(31))
 
 
-def _token_hash(tok: str) -> int:
-    """crc32 of the token's UTF-8, memoised (bounded, so a long-lived container cannot grow without end)."""
-    h = _word_hash.get(tok)
-    if h is None:
+def _token_hashes(tokens: list[str]) -> list[int]:
+    """crc32 of each token's UTF-8, memoised (bounded, so a long-lived container cannot grow without end)."""
+    hashes = list(map(_word_hash.get, tokens))  # C-level loop: the hot path once the cache is warm
+    if None in hashes:
         if len(_word_hash) >= _CACHE_LIMIT:
             _word_hash.clear()
-        h = _word_hash[tok] = zlib.crc32(tok.encode("utf-8"))
-    return h
+        for i, h in enumerate(hashes):
+            if h is None:
+                hashes[i] = _word_hash[tokens[i]] = zlib.crc32(tokens[i].encode("utf-8"))
+    return hashes  # type: ignore[return-value]
 
 
 def _word_features(tokens: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
     """(doc, 64-bit hash) of every word unigram and adjacent bigram."""
-    lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
-    flat = np.fromiter((_token_hash(tok) for toks in tokens for tok in toks), dtype=np.uint64,
-                       count=int(lengths.sum()))
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    flat = np.array(_token_hashes([tok for toks in tokens for tok in toks]), dtype=np.uint64)
     doc = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
     uni = _mix(flat ^ _SEED_UNI)
     same = doc[1:] == doc[:-1]

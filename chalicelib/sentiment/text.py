@@ -19,12 +19,11 @@ _STRIP = re.compile(
     "]+"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u05be]+")  # control chars, separators, maqaf
-_URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w.-]+\.(?:com|net|org|ly|co\.il|co)/\S*", re.IGNORECASE)
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"@\w+")
 _HASHTAG = re.compile(r"#(\w+)")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _ELONGATED = re.compile(r"(.)\1{2,}")
-_SPACES = re.compile(r"\s+")
 _LETTERS = {"ם": "מ", "ן": "נ", "ץ": "צ", "ף": "פ", "ך": "כ", "’": "'", "‘": "'", "`": "'", "“": '"', "”": '"',
             "״": '"', "׳": "'", "…": "..."}
 _FOLD = str.maketrans(_LETTERS)
@@ -33,10 +32,10 @@ _FOLD_DIGITS = str.maketrans({**_LETTERS, **{str(d): "0" for d in range(10)}})
 """As _FOLD, and digits collapsed to 0: exact numbers carry no sentiment."""
 
 _TOKEN = re.compile(
-    r"[<>]?[:;=8x][-o*']?[()\[\]dp/\\|@3}{]+(?!\w)"  # western emoticons (lower-cased), e.g. :) ;-( :d :p
+    r"\w+(?:'\w+)*"  # words, including _url_ and Hebrew
+    r"|@user"
+    r"|[<>]?[:;=][-o*']?[()\[\]dp/\\|@3}{]+(?!\w)"  # western emoticons (lower-cased), e.g. :) ;-( :d :p
     r"|<3+"
-    r"|@user|_url_"
-    r"|\w+(?:'\w+)*"
     r"|[^\w\s]"  # any other single non-space character: punctuation or emoji
 )
 _NEGATORS = frozenset(
@@ -67,7 +66,7 @@ def normalise(text: str) -> str:
     text = clean(text[: MAX_CHARS * 2])
     text = _HANDLE.sub("@user", _URL.sub(" _url_ ", text))
     text = _HASHTAG.sub(_hashtag, text).lower().translate(_FOLD_DIGITS)
-    return _SPACES.sub(" ", _ELONGATED.sub(r"\1\1", text)).strip()[:MAX_CHARS]
+    return " ".join(_ELONGATED.sub(r"\1\1", text).split())[:MAX_CHARS]
 
 
 def tokenise(norm: str) -> list[str]:

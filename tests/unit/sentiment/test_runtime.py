@@ -55,7 +55,8 @@ def test_features_are_l2_normalised_per_block() -> None:
 def test_artefact_is_small_and_self_describing() -> None:
     assert bundled.MODEL_PATH.stat().st_size < 10 * 1024 * 1024
     model = bundled.load_model()
+    with np.load(bundled.MODEL_PATH) as npz:
+        assert all(npz[f"{lang}_weights"].dtype == np.int8 for lang in model["meta"]["languages"])
     assert set(model["meta"]["languages"]) >= {"en", "he"}
     for lang in model["meta"]["languages"]:
-        assert model[lang]["weights"].dtype == np.int8
-        assert model[lang]["weights"].shape == (1 << model[lang]["cfg"]["bits"], 3)
+        assert model[lang]["weights"].shape == (3, 1 << model[lang]["cfg"]["bits"])
