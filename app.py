@@ -232,6 +232,15 @@ def approval_action(token: str) -> Response:
     return Response(body=page.body, status_code=page.status, headers=page.headers)
 
 
+@app.route("/i/{code}", methods=["GET"])
+def incident_page(code: str) -> Response:
+    """The SMS short link: the incident page, shown only with the signed per-person token `t`."""
+    from chalicelib.incidents import web as incident_web
+
+    status, body, headers = incident_web.incident_page_response(code, _query().get("t"), time.time())
+    return Response(body=body, status_code=status, headers=headers)
+
+
 def _twilio_form(path: str) -> dict[str, str] | Response:
     """The form Twilio posted, if its X-Twilio-Signature matches the public URL it called."""
     import os
