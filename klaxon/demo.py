@@ -258,6 +258,9 @@ def main(speed: float = 0.0) -> int:
 
     started = time.monotonic()
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the demo tells the story itself
+    outbox = Path(".klaxon") / "outbox.jsonl"
+    outbox.parent.mkdir(exist_ok=True)
+    os.environ.setdefault("KLAXON_OUTBOX_FILE", str(outbox.resolve()))
     logging.getLogger().setLevel(logging.WARNING)
     rng = random.Random(SEED)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -297,13 +300,15 @@ def main(speed: float = 0.0) -> int:
             time.sleep(1)
         _summary(series, start, tally, expected, counted)
         opened = _incidents(stack.base_url)
-        paged = acked = drafted = False
+        paged = acked = drafted = published = False
         if opened:
             incident = opened[0]
             paged = _pages(stack, incident)
             acked = _acknowledge(stack, incident)
-            drafted = _statements(stack.base_url, incident)
-        ok = counted == expected and tally.rejected == 0 and bool(opened) and paged and acked and drafted
+            drafts = _statements(stack.base_url, incident)
+            drafted = bool(drafts)
+            published = bool(drafts) and _approve_and_publish(stack.base_url, incident, drafts)
+        ok = counted == expected and tally.rejected == 0 and bool(opened) and paged and acked and drafted and published
     print(f"demo finished in {time.monotonic() - started:.0f}s: {'OK' if ok else 'FAILED (see above)'}")
     return 0 if ok else 1
 
@@ -372,13 +377,13 @@ DEMO_FACTS = {
 }
 
 
-def _statements(base_url: str, incident: dict[str, Any]) -> bool:
+def _statements(base_url: str, incident: dict[str, Any]) -> dict[str, Any]:
     """Holding statements drafted from the playbook, signed by a named person, awaiting approval."""
     facts = {key: {lang: DEMO_FACTS[lang][key] for lang in DEMO_FACTS} for key in DEMO_FACTS["en"]}
     status, body = _post_json(base_url, f"/incidents/{incident['id']}/statements", {"facts": facts, "links": True})
     if status != 201:
         print(f"\nDrafting statements failed: HTTP {status}: {body.get('error')}")
-        return False
+        return {}
     for draft in body["drafts"]:
         signer = draft["signer"]
         print(
@@ -390,7 +395,49 @@ def _statements(base_url: str, incident: dict[str, Any]) -> bool:
             print(f"    | {line}")
         for person, url in body.get("links", {}).get(draft["lang"], {}).items():
             print(f"  approval page for {person}: {url}")
-    return True
+    return body
+
+
+def _approve_and_publish(base_url: str, incident: dict[str, Any], drafts: dict[str, Any]) -> bool:
+    """The signer and one approver press Approve on their own pages; then the exact text is published."""
+    from urllib.parse import urlencode
+
+    lang = "he"
+    draft = next(d for d in drafts["drafts"] if d["lang"] == lang)
+    links = drafts["links"][lang]
+    approvers = [draft["signer"]["id"], *draft["approvers"][: draft["quorum"]]]
+    print(f"\nApprovals of the {lang} statement, each on the person's own signed link:")
+    for person in approvers:
+        url = links[person]
+        form = urlencode({"action": "approve", "version_hash": draft["version_hash"]}).encode()
+        path = url[len(base_url) :]
+        status, _ = _post_form(base_url, path, form)
+        print(f"  {person} approved version {draft['version_hash'][:12]}… -> HTTP {status}")
+    status, body = _post_json(
+        base_url,
+        f"/incidents/{incident['id']}/publish",
+        {"lang": lang, "version_hash": draft["version_hash"], "platform": "outbox"},
+    )
+    if status != 200:
+        print(f"  publishing failed: HTTP {status}: {body.get('error')}")
+        return False
+    final = _get(base_url, f"/incidents/{incident['id']}")
+    outbox = os.environ.get("KLAXON_OUTBOX_FILE")
+    print(f"Published the approved {lang} statement to the local outbox: {body}")
+    print(f"  outbox file: {outbox}" if outbox else "  outbox: items in the incidents table")
+    print(f"  incident status: {final['status']}; timeline has {len(final['timeline'])} entries")
+    return final["status"] == "published"
+
+
+def _post_form(base_url: str, path: str, body: bytes) -> tuple[int, str]:
+    request = urllib.request.Request(
+        base_url + path, data=body, headers={"content-type": "application/x-www-form-urlencoded"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 def _incidents(base_url: str) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ def test_parallel_alarms_open_exactly_one_incident(env: Any) -> None:
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=fire, args=(i,)) for i in range(8)]
+    threads = [threading.Thread(target=fire, args=(i,)) for i in range(20)]
     for t in threads:
         t.start()
     for t in threads:
@@ -49,10 +49,10 @@ def test_parallel_alarms_open_exactly_one_incident(env: Any) -> None:
     assert len(ids) == 1
     (incident_id,) = ids
     stored = incidents.get(incident_id)
-    assert stored.alarms == 8
-    assert stored.observed == 107 and stored.peak_ratio == pytest.approx(5.7)
+    assert stored.alarms == 20
+    assert stored.observed == 119 and stored.peak_ratio == pytest.approx(6.9)
     actions = [e.action for e in incidents.timeline(incident_id)]
-    assert actions.count("opened") == 1 and actions.count("spike_continues") == 7
+    assert actions.count("opened") == 1 and actions.count("spike_continues") == 19
     assert [i.id for i in incidents.open_incidents()] == [incident_id]
 
 
