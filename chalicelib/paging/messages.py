@@ -174,7 +174,21 @@ REPLIES: dict[str, dict[str, str]] = {
 }
 
 
+STATUS_NAMES: dict[str, dict[str, str]] = {
+    "he": {
+        "triggered": "ממתין לאישור",
+        "acknowledged": "אושר",
+        "statement_approved": "הודעה אושרה",
+        "published": "פורסם",
+        "resolved": "נסגר",
+    },
+}
+"""Incident statuses as a reply names them; English uses the status itself."""
+
+
 def reply_text(kind: str, lang: str, **values: str) -> str:
     """One reply to an inbound SMS, in `lang` (English when the language has no text)."""
     texts = REPLIES[kind]
+    if "status" in values:
+        values = {**values, "status": STATUS_NAMES.get(lang, {}).get(values["status"], values["status"])}
     return texts.get(lang, texts["en"]).format(**values)

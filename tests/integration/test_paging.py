@@ -326,7 +326,7 @@ def test_strangers_and_outsiders_change_nothing(pg: Paging) -> None:
     assert (answer.status, answer.body) == (200, "")
     # Noa is in the roster but not in this incident's escalation policy
     reply = paging.handle_inbound_sms(PHONE["noa-ben-david"], f"ACK {incident.code}", ROSTER, T0 + MINUTE)
-    assert reply == f"לא ניתן לעדכן כך את אירוע {incident.code} כרגע (triggered)."
+    assert reply == f"לא ניתן לעדכן כך את אירוע {incident.code} כרגע (ממתין לאישור)."
     unknown = paging.handle_inbound_sms(PHONE["sarah-whitfield"], "ACK 0000", ROSTER, T0 + MINUTE)
     assert unknown == "No open incident has code 0000. Check the code in the page."
     assert paging.handle_inbound_sms(PHONE["sarah-whitfield"], "yes", ROSTER, T0) == (

@@ -169,3 +169,5 @@ def test_replies_in_both_languages_fit_one_sms() -> None:
         for lang in ("he", "en"):
             assert segments(reply_text(kind, lang, **values)).segments <= 2
     assert reply_text("help", "ru") == reply_text("help", "en")
+    assert reply_text("not_allowed", "en", code="4821", status="triggered").endswith("(triggered).")
+    assert reply_text("not_allowed", "he", code="4821", status="resolved").endswith("(נסגר).")
