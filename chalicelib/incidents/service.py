@@ -9,6 +9,7 @@ current status, so an invalid or concurrent transition is refused rather than ov
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 _OPEN = "open"
 _CODE_ATTEMPTS = 8
+_MERGE_ATTEMPTS = 30
 
 
 class InvalidTransition(ValueError):
@@ -168,8 +170,14 @@ def open_or_update(
 
 
 def _merge(incident_id: str, trigger: Trigger) -> IncidentItem:
-    """Fold a continuing spike into the open incident: larger figures win, the alarm is counted."""
-    for _ in range(5):
+    """Fold a continuing spike into the open incident: larger figures win, the alarm is counted.
+
+    Version-checked update; under contention (many Lambdas alarming at once) the loser re-reads
+    after a short jittered pause.
+    """
+    for attempt in range(_MERGE_ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0, 0.005 * attempt))
         incident = get(incident_id)
         now = _now()
         actions = [
