@@ -1,4 +1,4 @@
-"""Build chalicelib/sentiment/model.npz from ../shared/data/sentiment (train files only for fitting).
+"""Build chalicelib/sentiment/model.bin from ../shared/data/sentiment (train files only for fitting).
 
 Reproducible: fixed seed, fixed folds, deterministic solver. Per language it
 1. featurises train with the runtime's own extractor (chalicelib.sentiment.features), so they cannot drift;
@@ -156,8 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         lang_arrays, reports[lang] = train_language(lang, args.data)
         arrays.update(lang_arrays)
     meta = {"version": 1, "labels": LABELS, "languages": FEATURES, "seed": SEED, "training": reports}
-    arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
-    np.savez(args.out, **arrays)
+    bundled.save_model(args.out, meta, arrays)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
 
     bundled._model = bundled.load_model(args.out)

@@ -27,10 +27,11 @@ def test_imports_no_ml_frameworks_and_loads_lazily() -> None:
         "s.classify(['great', 'שלום'])\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('sklearn', 'scipy', 'torch', 'tensorflow', 'transformers', 'vaderSentiment', 'pandas'))\n"
-        "print(json.dumps({'lazy': lazy, 'heavy': heavy, 'loaded': bundled._model is not None}))\n"
+        "print(json.dumps({'lazy': lazy, 'heavy': heavy, 'loaded': bundled._model is not None,\n"
+        "                  'zipfile': 'zipfile' in sys.modules}))\n"
     )
     result = json.loads(out)
-    assert result == {"lazy": True, "heavy": [], "loaded": True}
+    assert result == {"lazy": True, "heavy": [], "loaded": True, "zipfile": False}
 
 
 def test_hashes_are_stable_across_processes() -> None:
@@ -55,8 +56,8 @@ def test_features_are_l2_normalised_per_block() -> None:
 def test_artefact_is_small_and_self_describing() -> None:
     assert bundled.MODEL_PATH.stat().st_size < 10 * 1024 * 1024
     model = bundled.load_model()
-    with np.load(bundled.MODEL_PATH) as npz:
-        assert all(npz[f"{lang}_weights"].dtype == np.int8 for lang in model["meta"]["languages"])
+    _, arrays = bundled.read_artefact(bundled.MODEL_PATH)
+    assert all(arrays[f"{lang}_weights"].dtype == np.int8 for lang in model["meta"]["languages"])
     assert set(model["meta"]["languages"]) >= {"en", "he"}
     for lang in model["meta"]["languages"]:
         assert model[lang]["weights"].shape == (3, 1 << model[lang]["cfg"]["bits"])
