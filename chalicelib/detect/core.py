@@ -26,7 +26,7 @@ import math
 
 from .alarm import Alarm
 from .params import DetectorParams
-from .state import DAILY_SLOTS, FIRED_CUR, IN_EPISODE, SCALES, WEEKLY_SLOTS, DetectorState
+from .state import DAILY_SLOTS, FIRED_CUR, IN_EPISODE, RING, SCALES, WEEKLY_SLOTS, DetectorState
 
 C = 1.0  # pseudo-count: log(0 + C) is finite, and a quiet brand going 0 -> 2 is not a "3x spike"
 SHARE_PSEUDO = 0.5  # Jeffreys pseudo-count for the negative-share logit
@@ -70,6 +70,10 @@ def _expected_log(st: DetectorState, bucket_start: int) -> float:
     return st.level + daily + (1.0 - v) * st.weekly[j0] + v * st.weekly[j1]
 
 
+def _expected(st: DetectorState, bucket_start: int) -> float:
+    return max(math.exp(min(_expected_log(st, bucket_start), 700.0)) - C, 0.0)
+
+
 def _neg_stats(st: DetectorState, x: float, bucket_start: int) -> tuple[float, float, float, float]:
     """(z, expected count, log residual, sd) of count `x` in the bucket starting at `bucket_start`."""
     b = _expected_log(st, bucket_start)
@@ -77,6 +81,29 @@ def _neg_stats(st: DetectorState, x: float, bucket_start: int) -> tuple[float, f
     sd = math.sqrt(st.var_extra + mu / (mu + C) ** 2)  # delta-method Poisson variance of log(x + C)
     r = math.log(x + C) - b
     return r / sd, mu, r, sd
+
+
+def _window_buckets(st: DetectorState, p: DetectorParams) -> int:
+    return max(1, min(RING + 1, round(p.spike_window_minutes * 60 / st.bucket_seconds)))
+
+
+def _window_stats(
+    st: DetectorState, p: DetectorParams, x: float, bucket_start: int
+) -> tuple[float, float, float, float, int]:
+    """Spike statistics over the window ending with the bucket at `bucket_start` holding `x`:
+    (z, observed, expected, log residual, buckets). One bucket when buckets are >= the window."""
+    k = _window_buckets(st, p)
+    bs = st.bucket_seconds
+    observed = x + sum(st.recent[: k - 1])
+    expected = sum(_expected(st, bucket_start - j * bs) for j in range(k))
+    r = math.log(observed + C) - math.log(expected + C)
+    sd = math.sqrt(st.var_window + expected / (expected + C) ** 2)
+    return r / sd, observed, expected, r, k
+
+
+def _excess(observed: float, expected: float) -> float:
+    """Size of a spike for the record: log of the excess count over expected."""
+    return math.log(max(observed - expected, 0.0) + C)
 
 
 def _share_stats(st: DetectorState, neg: float, total: float) -> tuple[float, float, float, float]:
@@ -89,15 +116,29 @@ def _share_stats(st: DetectorState, neg: float, total: float) -> tuple[float, fl
 
 
 def _smoothed(
-    st: DetectorState, p: DetectorParams, k: int, neg: float, mu: float, rc: float
+    st: DetectorState, p: DetectorParams, k: int, rc: float, x_clipped: float, mean_mu: float
 ) -> tuple[float, float, float, float]:
-    """Sustained channel `k` with this bucket added: (z, smoothed residual, window count, window
-    expected), the counts summed over the effective window of the EWMA (1 / weight buckets)."""
+    """Sustained channel `k` with this bucket added: (z, smoothed log residual, window count, window
+    expected). The clipped log residuals are smoothed by an EWMA and compared with how much that
+    smoothed residual usually moves (learned), so a brand whose afternoons wander needs a bigger
+    rise; counts are summed over the EWMA's effective window (1 / weight buckets) for the message."""
     a = _rate(st.bucket_seconds, p.sustained_half_lives_hours[k] * 3600)
     m = (1.0 - a) * st.sus_resid[k] + a * rc
-    count = (1.0 - a) * st.sus_count[k] + a * neg
-    expected = (1.0 - a) * st.sus_expected[k] + a * mu
-    return m / math.sqrt(st.sus_var[k]), m, count / a, expected / a
+    count = ((1.0 - a) * st.sus_count[k] + a * x_clipped) / a
+    expected = ((1.0 - a) * st.sus_expected[k] + a * mean_mu) / a
+    return m / math.sqrt(st.sus_var[k]), m, count, expected
+
+
+def _mean_count(mu: float, sd: float) -> float:
+    """Expected mean count when log(count + C) has median log(mu + C) and spread sd (log-normal):
+    the sustained channel sums counts, so it must compare them with means, not medians."""
+    return max((mu + C) * math.exp(min(sd * sd / 2.0, 50.0)) - C, 0.0)
+
+
+def _winsorised(x: float, mu: float, sd: float) -> float:
+    """The count clipped WINSOR sd above (in log space) what was expected: one burst cannot make
+    an afternoon look elevated."""
+    return min(x, (mu + C) * math.exp(WINSOR * sd) - C)
 
 
 def _clip(x: float, bound: float) -> float:
@@ -116,6 +157,7 @@ def _learn(st: DetectorState, p: DetectorParams, start: int, neg: float, total: 
     if st.history_seconds <= 0.0:  # cold start: the first bucket is the baseline
         st.level = math.log(neg + C)
         st.history_seconds = float(bs)
+        st.recent = [neg, *st.recent[:-1]]
         _learn_share(st, p, neg, total)
         return
     _, mu, r, sd = _neg_stats(st, neg, start)
@@ -125,8 +167,9 @@ def _learn(st: DetectorState, p: DetectorParams, start: int, neg: float, total: 
     a_var = _rate(bs, min(p.scale_half_life_days * DAY, young))
 
     slow_z = 0.0
+    xc, mean_mu = _winsorised(neg, mu, sd), _mean_count(mu, sd)
     for k in range(SCALES):
-        z_k, m, count, expected = _smoothed(st, p, k, neg, mu, rc)
+        z_k, m, count, expected = _smoothed(st, p, k, rc, xc, mean_mu)
         a = _rate(bs, p.sustained_half_lives_hours[k] * 3600)
         mc = _clip(m, WINSOR * math.sqrt(st.sus_var[k]))
         st.sus_var[k] = max(VAR_FLOOR / 16, st.sus_var[k] + a_var * (mc * mc - st.sus_var[k]))
@@ -136,15 +179,23 @@ def _learn(st: DetectorState, p: DetectorParams, start: int, neg: float, total: 
         st.calm_seconds = st.calm_seconds + bs if slow_z < p.rearm_z else 0.0
         if st.calm_seconds >= p.calm_hours * 3600 and start - st.alarm_at >= p.cooldown_hours * 3600:
             st.flags &= ~IN_EPISODE
-    if p.record_half_life_days > 0 and st.history_seconds >= p.warmup_hours * 3600:
+    _, w_obs, w_exp, w_r, _ = _window_stats(st, p, neg, start)
+    v_pois_w = w_exp / (w_exp + C) ** 2
+    st.var_window = max(VAR_FLOOR, st.var_window + a_var * (w_r * w_r - v_pois_w - st.var_window))
+    if p.record_half_life_days > 0:
         decayed = st.record - LN2 * bs / (p.record_half_life_days * DAY)
-        st.record = max(decayed, math.log(neg + C), 0.0)
-
+        st.record = max(decayed, _excess(w_obs, w_exp), 0.0)
+    st.recent = [neg, *st.recent[:-1]]
     st.level += _rate(bs, min(p.level_half_life_hours * 3600, young)) * rc
     daily_slots, weekly_slots = _profiles(st, start)
     # rates per visit of a slot: each hour-of-day slot is visited once a day, each weekday once a week
-    _learn_profile(st.daily, daily_slots, _rate(bs * DAILY_SLOTS, p.daily_half_life_days * DAY), rc)
-    _learn_profile(st.weekly, weekly_slots, _rate(bs * WEEKLY_SLOTS, p.weekly_half_life_days * DAY), rc)
+    # Rates per visit: an hour-of-day slot is visited once a day, a weekday once a week. A young
+    # profile learns faster (memory: half the history), but never with a memory below one period,
+    # else a slot would chase the hours inside its own day instead of comparing days.
+    hl_daily = min(p.daily_half_life_days * DAY, max(DAY, young))
+    hl_weekly = min(p.weekly_half_life_days * DAY, max(WEEK, young))
+    _learn_profile(st.daily, daily_slots, _rate(bs * DAILY_SLOTS, hl_daily), rc)
+    _learn_profile(st.weekly, weekly_slots, _rate(bs * WEEKLY_SLOTS, hl_weekly), rc)
     for prof in (st.daily, st.weekly):  # keep the profiles centred so that `level` stays the level
         mean = sum(prof) / len(prof)
         for i in range(len(prof)):
@@ -182,8 +233,10 @@ def _advance(st: DetectorState, p: DetectorParams, bucket_start: int) -> None:
     fill = min(missing, MAX_FILL_SECONDS // bs)
     for k in range(1, fill + 1):
         _learn(st, p, st.cur_start + k * bs, 0.0, -1.0)
-    if missing > fill and st.flags & IN_EPISODE:  # a long silence is calm too
-        st.calm_seconds += (missing - fill) * bs
+    if missing > fill:  # the rest of a long silence: not learned from, but it is calm and it is zeros
+        st.recent = [0.0] * RING
+        if st.flags & IN_EPISODE:
+            st.calm_seconds += (missing - fill) * bs
     st.cur_start = bucket_start
     st.cur_negative = 0.0
     st.cur_total = -1.0
@@ -192,22 +245,26 @@ def _advance(st: DetectorState, p: DetectorParams, bucket_start: int) -> None:
 
 def _check(st: DetectorState, p: DetectorParams) -> Alarm | None:
     """Alarm on the open bucket's counts so far (they only grow, so firing early is safe)."""
-    if st.flags & (IN_EPISODE | FIRED_CUR) or st.history_seconds < max(p.warmup_hours * 3600, 1.0):
+    if st.flags & (IN_EPISODE | FIRED_CUR) or st.history_seconds < min(p.warmup_hours, 1.0) * 3600:
         return None
+    warm = st.history_seconds >= p.warmup_hours * 3600
+    sensitivity = p.sensitivity if warm else 2.0 * p.sensitivity
     neg, start, bs = st.cur_negative, st.cur_start, st.bucket_seconds
-    z, mu, r, sd = _neg_stats(st, neg, start)
+    _, mu, r, sd = _neg_stats(st, neg, start)
+    z, observed, expected, _, k = _window_stats(st, p, neg, start)
     alarm = None
-    is_record = p.record_half_life_days <= 0 or math.log(neg + C) > st.record
-    if z >= p.sensitivity and neg >= p.min_volume and neg >= p.min_ratio * mu and is_record:
-        alarm = Alarm(start, neg, mu, _ratio(neg, mu), bs, "negative", z, "spike")
+    is_record = p.record_half_life_days <= 0 or _excess(observed, expected) > st.record
+    if z >= sensitivity and observed >= p.min_volume and observed >= p.min_ratio * expected and is_record:
+        alarm = Alarm(start, observed, expected, _ratio(observed, expected), k * bs, "negative", z, "spike")
+    rc, xc, mean_mu = _clip(r, WINSOR * sd), _winsorised(neg, mu, sd), _mean_count(mu, sd)
     for k in range(SCALES):
-        if alarm is not None:
+        if alarm is not None or not warm:
             break
-        z_k, _, count, expected = _smoothed(st, p, k, neg, mu, _clip(r, WINSOR * sd))
+        z_k, _, count, expected = _smoothed(st, p, k, rc, xc, mean_mu)
         if z_k >= p.sensitivity and count >= p.min_volume and count >= p.sustained_min_ratio * expected:
             window = int(round(bs / _rate(bs, p.sustained_half_lives_hours[k] * 3600) / 60.0)) * 60
             alarm = Alarm(start, count, expected, _ratio(count, expected), window, "negative", z_k, "sustained")
-    if alarm is None and st.cur_total > 0.0 and st.share_seconds >= p.warmup_hours * 3600:
+    if alarm is None and warm and st.cur_total > 0.0 and st.share_seconds >= p.warmup_hours * 3600:
         zs, expected, _, _ = _share_stats(st, neg, st.cur_total)
         share = neg / st.cur_total
         if (

@@ -22,13 +22,16 @@ class DetectorParams(BaseModel):
         description="z-score, in units of the brand's own noise, that a bucket (spike) or a smoothed "
         "window (sustained rise) must reach",
     )
+    spike_window_minutes: float = Field(
+        5.0, gt=0, description="a spike is judged on the count over this long (whole buckets, at least one)"
+    )
     min_ratio: float = Field(2.0, ge=1.0, description="a spike must be at least this many times expected")
     min_volume: float = Field(10.0, ge=0, description="count needed in the alarm window (spike or sustained)")
     record_half_life_days: float = Field(
         7.0,
         ge=0,
-        description="a spike must also beat the largest recent count, remembered with this half-life "
-        "(0 turns the check off)",
+        description="a spike's excess over expected must also beat the largest recent excess, which is "
+        "remembered with this half-life (0 turns the check off)",
     )
 
     # --- sustained: hours of elevated volume -----------------------------------------------------
@@ -47,7 +50,12 @@ class DetectorParams(BaseModel):
     daily_half_life_days: float = Field(7.0, gt=0, description="memory of the hour-of-day profile")
     weekly_half_life_days: float = Field(21.0, gt=0, description="memory of the day-of-week profile")
     scale_half_life_days: float = Field(7.0, gt=0, description="memory of the noise scale")
-    warmup_hours: float = Field(6.0, ge=0, description="no alarms before this much history (cold start)")
+    warmup_hours: float = Field(
+        24.0,
+        ge=0,
+        description="cold start: until this much history is seen (a full daily cycle), only glaring spikes "
+        "(twice the sensitivity) raise an alarm, and none in the first hour",
+    )
 
     # --- the secondary negative-share series -----------------------------------------------------
     share_sensitivity: float = Field(5.0, gt=0, description="z-score the negative share must reach")

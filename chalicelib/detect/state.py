@@ -15,7 +15,8 @@ from typing import Any
 VERSION = 1
 DAILY_SLOTS = 24  # hour-of-day profile, interpolated between slot centres
 WEEKLY_SLOTS = 7  # day-of-week profile, likewise
-SCALES = 2  # sustained-rise channels (an hour-long and an afternoon-long memory)
+SCALES = 2  # sustained-rise channels (a couple of hours, a day)
+RING = 15  # closed buckets remembered for the spike window (5 min of 20-second buckets)
 
 # flags
 IN_EPISODE = 1  # an alarm fired and the series has not been calm long enough since
@@ -31,6 +32,7 @@ _SCALARS = (  # (name, struct code), in serialisation order
     ("history_seconds", "d"),
     ("level", "d"),
     ("var_extra", "d"),
+    ("var_window", "d"),
     ("record", "d"),
     ("calm_seconds", "d"),
     ("share_level", "d"),
@@ -44,6 +46,7 @@ _ARRAYS = (  # (name, length), all float64
     ("sus_expected", SCALES),
     ("daily", DAILY_SLOTS),
     ("weekly", WEEKLY_SLOTS),
+    ("recent", RING),
 )
 _FMT = "<B" + "".join(code for _, code in _SCALARS) + "".join(f"{n}d" for _, n in _ARRAYS)
 STATE_BYTES = struct.calcsize(_FMT)
@@ -65,18 +68,20 @@ class DetectorState:
     cur_total: float = -1.0  # -1: the caller gave no total for the open bucket
     history_seconds: float = 0.0  # how much closed history the baseline has learned from
     level: float = 0.0  # slow level of log(count + C)
-    var_extra: float = 0.25  # extra-Poisson variance of log counts (prior: sd 0.5)
-    record: float = 0.0  # decaying maximum of recent log counts: the "largest recent spike"
+    var_extra: float = 0.25  # extra-Poisson variance of log counts per bucket (prior: sd 0.5)
+    var_window: float = 0.25  # the same for the spike window (several buckets when they are short)
+    record: float = 0.0  # decaying maximum of log(excess over expected + C): the largest recent spike
     calm_seconds: float = 0.0  # how long the series has been near normal since the last alarm
     share_level: float = 0.0  # slow level of logit(negative share)
     share_var: float = 0.25  # extra-binomial variance of that logit
     share_seconds: float = 0.0  # history of the share series
     sus_resid: list[float] = _zeros(SCALES)  # smoothed clipped log residual, per scale
     sus_var: list[float] = _zeros(SCALES, 0.04)  # its learned variance (prior sd 0.2)
-    sus_count: list[float] = _zeros(SCALES)  # smoothed count per bucket
+    sus_count: list[float] = _zeros(SCALES)  # smoothed winsorised count per bucket
     sus_expected: list[float] = _zeros(SCALES)  # smoothed expected count per bucket
     daily: list[float] = _zeros(DAILY_SLOTS)  # hour-of-day offsets of log counts (centred)
     weekly: list[float] = _zeros(WEEKLY_SLOTS)  # day-of-week offsets (centred)
+    recent: list[float] = _zeros(RING)  # counts of the last closed buckets, most recent first
     version: int = VERSION
 
     def copy(self) -> DetectorState:
