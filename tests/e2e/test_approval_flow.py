@@ -62,7 +62,7 @@ def test_draft_edit_approve_publish(lang: str, stack: Any, api: Any, page: Any, 
     def screenshot(step: str) -> None:
         nonlocal shot
         shot += 1
-        page.screenshot(path=str(artifacts / f"approval_{lang}_{shot}_{step}.png"), full_page=True)
+        page.screenshot(path=str(artifacts / f"approval_{lang}_{shot:02d}_{step}.png"), full_page=True)
 
     try:
         status, body = api.call(
