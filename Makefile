@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run demo test lint unit integration bench clean
+.PHONY: venv run demo test lint unit integration bench clean chromium
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ demo: venv
 lint: venv
 	$(PY) -m ruff check .
 
-test: venv lint
-	$(PY) -m pytest -n 2 --dist loadfile tests
+test: venv lint chromium
+	$(VENV)/bin/klaxon playbooks validate
+	KLAXON_REQUIRE_E2E=1 $(PY) -m pytest -n 2 --dist loadfile tests
+
+# Debian chromium for the browser tests (Playwright never downloads a browser of its own).
+chromium:
+	@bash tools/ensure_chromium.sh
 
 unit: venv
 	$(PY) -m pytest tests/unit
