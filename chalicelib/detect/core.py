@@ -33,8 +33,10 @@ SHARE_PSEUDO = 0.5  # Jeffreys pseudo-count for the negative-share logit
 WINSOR = 3.0  # the baseline learns from residuals clipped at this many sd
 VAR_FLOOR = 0.05**2  # extra log-variance is never learned below a 5% wobble
 MAX_COUNT = 1e15  # larger or non-finite inputs are clamped: every float stays finite
-MAX_FILL_SECONDS = 86400  # gaps longer than a day are not zero-filled bucket by bucket
+MAX_FILL_SECONDS = 86400  # gaps longer than a day are not zero-filled bucket by bucket...
+MAX_FILL_BUCKETS = 1440  # ...nor longer than 1440 buckets: bounded work per call
 LN2 = math.log(2.0)
+MAX_EPOCH = 2**53  # epoch seconds beyond this are garbage (and would not fit the state)
 DAY = 86400.0
 WEEK = 7 * DAY
 WEEK_ORIGIN = 4 * DAY  # 1970-01-01 was a Thursday; shifting by 4 days puts Monday 00:00 at slot 0
@@ -93,9 +95,8 @@ def _window_stats(
     """Spike statistics over the window ending with the bucket at `bucket_start` holding `x`:
     (z, observed, expected, log residual, buckets). One bucket when buckets are >= the window."""
     k = _window_buckets(st, p)
-    bs = st.bucket_seconds
     observed = x + sum(st.recent[: k - 1])
-    expected = sum(_expected(st, bucket_start - j * bs) for j in range(k))
+    expected = _expected(st, bucket_start) + sum(st.recent_expected[: k - 1])
     r = math.log(observed + C) - math.log(expected + C)
     sd = math.sqrt(st.var_window + expected / (expected + C) ** 2)
     return r / sd, observed, expected, r, k
@@ -158,6 +159,7 @@ def _learn(st: DetectorState, p: DetectorParams, start: int, neg: float, total: 
         st.level = math.log(neg + C)
         st.history_seconds = float(bs)
         st.recent = [neg, *st.recent[:-1]]
+        st.recent_expected = [neg, *st.recent_expected[:-1]]
         _learn_share(st, p, neg, total)
         return
     _, mu, r, sd = _neg_stats(st, neg, start)
@@ -186,6 +188,7 @@ def _learn(st: DetectorState, p: DetectorParams, start: int, neg: float, total: 
         decayed = st.record - LN2 * bs / (p.record_half_life_days * DAY)
         st.record = max(decayed, _excess(w_obs, w_exp), 0.0)
     st.recent = [neg, *st.recent[:-1]]
+    st.recent_expected = [mu, *st.recent_expected[:-1]]
     st.level += _rate(bs, min(p.level_half_life_hours * 3600, young)) * rc
     daily_slots, weekly_slots = _profiles(st, start)
     # rates per visit of a slot: each hour-of-day slot is visited once a day, each weekday once a week
@@ -230,11 +233,12 @@ def _advance(st: DetectorState, p: DetectorParams, bucket_start: int) -> None:
     bs = st.bucket_seconds
     _learn(st, p, st.cur_start, st.cur_negative, st.cur_total)
     missing = (bucket_start - st.cur_start) // bs - 1
-    fill = min(missing, MAX_FILL_SECONDS // bs)
+    fill = min(missing, MAX_FILL_SECONDS // bs, MAX_FILL_BUCKETS)
     for k in range(1, fill + 1):
         _learn(st, p, st.cur_start + k * bs, 0.0, -1.0)
     if missing > fill:  # the rest of a long silence: not learned from, but it is calm and it is zeros
         st.recent = [0.0] * RING
+        st.recent_expected = [0.0] * RING
         if st.flags & IN_EPISODE:
             st.calm_seconds += (missing - fill) * bs
     st.cur_start = bucket_start
@@ -307,12 +311,14 @@ def observe(
     if bucket_seconds <= 0:
         raise ValueError("bucket_seconds must be positive")
     bucket_start = int(bucket_start)
+    if not -MAX_EPOCH <= bucket_start <= MAX_EPOCH or bucket_seconds > MAX_EPOCH:
+        raise ValueError("bucket_start / bucket_seconds out of range")
+    if state is not None and state.bucket_seconds == bucket_seconds and bucket_start < state.cur_start:
+        return state, None  # a late update for a closed bucket: ignored, the state is unchanged
     if state is None or state.bucket_seconds != bucket_seconds:
         st = new_state(bucket_start, bucket_seconds)  # a new bucket size means a fresh baseline
     else:
         st = state.copy()
-    if bucket_start < st.cur_start:
-        return st, None
     if bucket_start >= st.cur_start + bucket_seconds:
         _advance(st, params, bucket_start)
     st.cur_negative = max(st.cur_negative, _clean(negative))

@@ -59,7 +59,7 @@ class DetectorParams(BaseModel):
 
     # --- the secondary negative-share series -----------------------------------------------------
     share_sensitivity: float = Field(5.0, gt=0, description="z-score the negative share must reach")
-    share_min_ratio: float = Field(2.0, ge=1.0, description="share must be this many times its usual value")
+    share_min_ratio: float = Field(1.5, ge=1.0, description="share must be this many times its usual value")
     share_corroboration_z: float = Field(
         2.0, description="the negative count itself must be at least this elevated for a share alarm"
     )

@@ -8,6 +8,7 @@ a spurious write under optimistic locking.
 
 from __future__ import annotations
 
+import copy
 import struct
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -47,6 +48,7 @@ _ARRAYS = (  # (name, length), all float64
     ("daily", DAILY_SLOTS),
     ("weekly", WEEKLY_SLOTS),
     ("recent", RING),
+    ("recent_expected", RING),
 )
 _FMT = "<B" + "".join(code for _, code in _SCALARS) + "".join(f"{n}d" for _, n in _ARRAYS)
 STATE_BYTES = struct.calcsize(_FMT)
@@ -82,10 +84,14 @@ class DetectorState:
     daily: list[float] = _zeros(DAILY_SLOTS)  # hour-of-day offsets of log counts (centred)
     weekly: list[float] = _zeros(WEEKLY_SLOTS)  # day-of-week offsets (centred)
     recent: list[float] = _zeros(RING)  # counts of the last closed buckets, most recent first
+    recent_expected: list[float] = _zeros(RING)  # what was expected for them
     version: int = VERSION
 
     def copy(self) -> DetectorState:
-        return DetectorState(**{f.name: _copy(getattr(self, f.name)) for f in fields(self)})
+        new = copy.copy(self)
+        for name, _ in _ARRAYS:
+            setattr(new, name, list(getattr(self, name)))
+        return new
 
     def to_bytes(self) -> bytes:
         arrays = [x for name, _ in _ARRAYS for x in getattr(self, name)]
