@@ -7,18 +7,18 @@ from typing import Any
 
 
 def _fmt_count(x: float) -> str:
-    if x >= 10_000:
+    if x >= 100_000:
         return f"{x / 1000:.0f}k"
-    if x >= 100 or x == int(x):
+    if x >= 10 or abs(x - round(x)) < 0.05:
         return f"{x:.0f}"
     return f"{x:.1f}"
 
 
 def _fmt_window(seconds: int) -> str:
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600}h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60}min"
+    if seconds >= 2 * 3600:
+        return f"{round(seconds / 3600)}h"
+    if seconds >= 60:
+        return f"{round(seconds / 60)}min"
     return f"{seconds}s"
 
 
@@ -28,7 +28,12 @@ def _fmt_ratio(r: float) -> str:
 
 @dataclass(frozen=True)
 class Alarm:
-    """A spike: `observed` in the window starting at `bucket_start` versus what was `expected` there."""
+    """`observed` in the window ending with the bucket at `bucket_start`, versus what was `expected`.
+
+    `window_seconds` is how long that window is: the spike window (5 min by default), or the
+    effective length of a sustained-rise average. For "negative_share", observed and expected are
+    shares (0..1) of all mentions.
+    """
 
     bucket_start: int
     observed: float
@@ -41,13 +46,16 @@ class Alarm:
 
     def explain(self) -> str:
         """e.g. "neg 212/5min, 9.2x usual (expected 23)"; shares are shown in percent."""
+        window = _fmt_window(self.window_seconds)
         if self.series == "negative_share":
             return (
-                f"neg share {100 * self.observed:.0f}%/{_fmt_window(self.window_seconds)}, "
+                f"neg share {100 * self.observed:.0f}%/{window}, "
                 f"{_fmt_ratio(self.ratio)} usual (expected {100 * self.expected:.0f}%)"
             )
+        if self.expected < 0.5:
+            return f"neg {_fmt_count(self.observed)}/{window}, usually ~0"
         return (
-            f"neg {_fmt_count(self.observed)}/{_fmt_window(self.window_seconds)}, "
+            f"neg {_fmt_count(self.observed)}/{window}, "
             f"{_fmt_ratio(self.ratio)} usual (expected {_fmt_count(self.expected)})"
         )
 

@@ -286,7 +286,8 @@ def _check(st: DetectorState, p: DetectorParams) -> Alarm | None:
 
 
 def _ratio(observed: float, expected: float) -> float:
-    return observed / expected if expected > 0 else math.inf
+    """observed / expected, kept finite (JSON-safe) when nothing at all was expected."""
+    return observed / max(expected, 1e-9)
 
 
 def new_state(bucket_start: int, bucket_seconds: int) -> DetectorState:
