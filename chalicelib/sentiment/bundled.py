@@ -8,23 +8,19 @@ life of the container. Hebrew mentions go to the Hebrew model, everything else t
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from chalicelib.sentiment.backend import LABELS
 from chalicelib.sentiment.features import featurise
-from chalicelib.sentiment.language import detect_language
+from chalicelib.sentiment.language import HEBREW_LETTERS, detect_language
 
 MODEL_PATH = Path(__file__).with_name("model.bin")
 MAGIC = b"KLXSENT1"
-LABELS = ("negative", "neutral", "positive")
 CHUNK = 256
 """Texts featurised per numpy pass: big enough to amortise numpy calls, small enough to keep sorts cheap."""
-
-_HEBREW_LETTER = re.compile("[\u05d0-\u05ea]")
-"""Cheap pre-check: only texts with a Hebrew letter need the full language vote to be routed."""
 
 _model: dict[str, Any] | None = None
 
@@ -111,7 +107,8 @@ def classify(texts: list[str]) -> list[str]:
     labels = [""] * len(texts)
     routes: dict[str, list[int]] = {}
     for i, text in enumerate(texts):
-        hebrew = _HEBREW_LETTER.search(text) is not None and detect_language(text) == "he"
+        # cheap pre-check: only texts with a Hebrew letter need the full language vote
+        hebrew = HEBREW_LETTERS.search(text) is not None and detect_language(text) == "he"
         routes.setdefault("he" if hebrew else "en", []).append(i)
     for lang, idx in routes.items():
         best = scores([texts[i] for i in idx], lang).argmax(axis=1)

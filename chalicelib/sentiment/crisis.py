@@ -11,13 +11,13 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from chalicelib.sentiment.language import HEBREW_LETTERS
 from chalicelib.sentiment.text import fold
 
 _HEBREW_PREFIXES = "[ובלמשהכ]{0,4}"
 """Up to four attached one-letter prefixes: ו ה ב ל מ ש כ ('וכשהחרם', 'שבתביעה')."""
 _LATIN_AFTER_PREFIX = "(?:[ובלמשהכ]{1,3}-?)?"
 """Hebrew text often attaches a prefix to a Latin word with a hyphen ('ה-boycott')."""
-_HEBREW = re.compile(r"[\u05d0-\u05ea]")
 _VOWELS = "aeiou"
 
 
@@ -38,7 +38,7 @@ def _english_forms(word: str) -> list[str]:
 
 def _word_pattern(word: str, first: bool, last: bool) -> str:
     """Regex for one word of a term: Hebrew prefixes on the first word, English inflections on the last."""
-    if _HEBREW.search(word):
+    if HEBREW_LETTERS.search(word):
         return (_HEBREW_PREFIXES if first else "") + re.escape(word)
     prefix = _LATIN_AFTER_PREFIX if first else ""
     if last and word.isascii() and word.isalpha():

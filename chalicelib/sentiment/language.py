@@ -11,7 +11,7 @@ import re
 from chalicelib.sentiment.text import clean
 
 _NOISE = re.compile(r"(?:https?://|www\.)\S+|@\w+|&\w+;")
-_HEBREW = re.compile(r"[\u05d0-\u05ea\u05f0-\u05f2\ufb1d-\ufb4f]+")
+HEBREW_LETTERS = re.compile(r"[\u05d0-\u05ea\u05f0-\u05f2\ufb1d-\ufb4f]+")
 _ARABIC = re.compile(
     r"[\u0620-\u064a\u066e-\u06d3\u06d5\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]+"
 )
@@ -50,7 +50,7 @@ def detect_language(text: str) -> str:
     mentions routinely quote Latin brand names ('купил iPhone в Apple Store').
     """
     text = _NOISE.sub(" ", clean(text))
-    hebrew = sum(map(len, _HEBREW.findall(text)))
+    hebrew = sum(map(len, HEBREW_LETTERS.findall(text)))
     arabic = sum(map(len, _ARABIC.findall(text)))
     cyrillic = sum(map(len, _CYRILLIC.findall(text)))
     latin = sum(map(len, _LATIN.findall(text)))
