@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import Settings, settings
@@ -90,15 +91,26 @@ def commit(
     shard = shard_for(token, cfg.counter_shards)
     counter_expiry = now + cfg.counter_retention_days * 86400
     ledger_expiry = now + cfg.mention_retention_days * 86400 + 86400
-    with TransactWrite(connection=_connection(), client_request_token=token[:36]) as tx:
-        for (brand, minute), deltas in sorted(totals.items()):
-            actions = [getattr(CounterItem, name).add(n) for name, n in sorted(deltas.items())]
-            actions.append(CounterItem.expires.set(counter_expiry))
-            tx.update(CounterItem(f"{brand}#{shard}", minute), actions=actions)
-        tx.save(
-            LedgerItem(f"batch#{token}", status="committed", ids=ledger_ids, expires=ledger_expiry),
-            condition=LedgerItem.pk.does_not_exist(),
-        )
+    try:
+        with TransactWrite(connection=_connection(), client_request_token=token[:36]) as tx:
+            for (brand, minute), deltas in sorted(totals.items()):
+                actions = [getattr(CounterItem, name).add(n) for name, n in sorted(deltas.items())]
+                actions.append(CounterItem.expires.set(counter_expiry))
+                tx.update(CounterItem(f"{brand}#{shard}", minute), actions=actions)
+            tx.save(
+                LedgerItem(f"batch#{token}", status="committed", ids=ledger_ids, expires=ledger_expiry),
+                condition=LedgerItem.pk.does_not_exist(),
+            )
+    except TransactWriteError as failure:
+        # A retried call whose first attempt committed (response lost) finds its own ledger entry;
+        # DynamoDB's request token usually hides this, but not after its 10-minute window (nor on
+        # moto). Our own committed entry with these ids means the counts landed: success.
+        try:
+            mine = LedgerItem.get(f"batch#{token}", consistent_read=True)
+        except LedgerItem.DoesNotExist:
+            raise failure from None
+        if mine.status != "committed" or mine.ids != ledger_ids:
+            raise failure from None
 
 
 def _connection():  # type: ignore[no-untyped-def]
