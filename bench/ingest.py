@@ -115,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from chalice.test import Client
 
-    import app
     from chalicelib.counters.service import read_series
     from chalicelib.ingest.queue import enqueue, sqs_client
     from chalicelib.store.models import CounterItem, on_dynamodb
@@ -169,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
     handler_cpu = 0.0
     batches = 0
     started = time.perf_counter()
-    with Client(app.app) as lambda_client:
+    with local_stack.lambda_client() as lambda_client:
         idle = 0
         while idle < 2:
             messages = receive(sqs, queue_url, max_messages=args.batch_size)

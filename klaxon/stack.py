@@ -172,23 +172,33 @@ def _serve_routes(stack: Stack, port: int, quiet: bool) -> None:
     stack.threads.append(thread)
 
 
-def _poll(stack: Stack) -> None:
-    """The SQS event source mapping: long-poll the queue and invoke the ingest handler."""
+LOCAL_STAGE = "local"
+
+
+def lambda_client() -> Any:
+    """chalice.test.Client for the local stage: the deployment stages in .chalice/config.json set
+    AWS paths and table prefixes that must not leak into local runs and tests."""
     from chalice.test import Client
 
     import app as chalice_app
+
+    return Client(chalice_app.app, stage_name=LOCAL_STAGE)
+
+
+def _poll(stack: Stack) -> None:
+    """The SQS event source mapping: long-poll the queue and invoke the ingest handler."""
     from chalicelib.ingest.queue import sqs_client
     from klaxon.lambda_sqs import DeliveryStats, deliver, queue_arn, receive
 
-    client = sqs_client()
-    arn = queue_arn(client, stack.queue_url)
+    sqs = sqs_client()
+    arn = queue_arn(sqs, stack.queue_url)
     stats = DeliveryStats()
-    with Client(chalice_app.app) as lambda_client:
+    with lambda_client() as chalice_client:
         while not stack.stopping.is_set():
             try:
-                messages = receive(client, stack.queue_url, max_messages=10, wait_seconds=1)
+                messages = receive(sqs, stack.queue_url, max_messages=10, wait_seconds=1)
                 deliver(
-                    client, stack.queue_url, arn, lambda m: lambda_client.lambda_.invoke("ingest", m), messages, stats
+                    sqs, stack.queue_url, arn, lambda m: chalice_client.lambda_.invoke("ingest", m), messages, stats
                 )
             except Exception as exc:  # keep polling through a moto hiccup, like Lambda would
                 print(f"poller: {exc}", file=sys.stderr)

@@ -60,8 +60,6 @@ def env(moto_server: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     monkeypatch.setenv("KLAXON_QUEUE_NAME", f"{name}-mentions")
     settings.cache_clear()
     queue_url, dlq_url = local_stack.provision()
-    import app
-
-    with Client(app.app) as client:
+    with local_stack.lambda_client() as client:
         yield Env(queue_url=queue_url, dlq_url=dlq_url, client=client, sqs=sqs_client())
     settings.cache_clear()
