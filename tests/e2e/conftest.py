@@ -65,9 +65,14 @@ class Api:
             return exc.code, json.loads(exc.read() or b"{}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack() -> Iterator[Any]:
-    """One local stack per test session (per xdist worker); the environment is restored afterwards."""
+    """One local stack for the browser tests (per xdist worker); the environment is restored afterwards.
+
+    Package scope rather than session: the stack's environment (moto endpoint, KLAXON_PUBLIC_URL, the
+    fake Twilio's credentials) is put back as soon as tests/e2e is done, before any other tests run in
+    the same process.
+    """
     _require_chromium()
     from chalicelib.config import settings
     from klaxon import stack as local_stack
@@ -85,14 +90,14 @@ def stack() -> Iterator[Any]:
         settings.cache_clear()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(stack: Any) -> Api:
     from chalicelib.config import settings
 
     return Api(stack.base_url, settings().api_key)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(stack: Any) -> Iterator[Any]:
     """Debian's chromium, headless, with a throwaway profile."""
     from playwright.sync_api import sync_playwright
@@ -110,6 +115,7 @@ def browser(stack: Any) -> Iterator[Any]:
                 is_mobile=True,
                 has_touch=True,
                 locale="en-GB",
+                timeout=90_000,  # a loaded, shared 2-core machine can take a while to start chromium
             )
             try:
                 yield context
@@ -123,7 +129,7 @@ def browser(stack: Any) -> Iterator[Any]:
 def page(browser: Any) -> Iterator[Any]:
     """A fresh tab for each test."""
     tab = browser.new_page()
-    tab.set_default_timeout(15_000)
+    tab.set_default_timeout(30_000)
     try:
         yield tab
     finally:
