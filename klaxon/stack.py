@@ -157,14 +157,19 @@ class Stack:
 
 def _serve_routes(stack: Stack, port: int, quiet: bool) -> None:
     from chalice.config import Config
-    from chalice.local import ChaliceRequestHandler, create_local_server
+    from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalDevServer, create_local_server
 
     if quiet:  # the demo prints its own story; per-request access lines would drown it
         ChaliceRequestHandler.log_message = lambda *args, **kwargs: None  # type: ignore[method-assign]
 
     import app as chalice_app
 
-    server = create_local_server(chalice_app.app, Config(chalice_stage="local"), LOOPBACK, port)
+    config = Config(chalice_stage=LOCAL_STAGE)
+    if isinstance(chalice_app.app, CustomLocalChalice):
+        # create_local_server re-bases the app's class; a second stack in one process must not redo it.
+        server = LocalDevServer(chalice_app.app, config, LOOPBACK, port)
+    else:
+        server = create_local_server(chalice_app.app, config, LOOPBACK, port)
     server.server.daemon_threads = True
     stack.servers.append(server.server)
     thread = threading.Thread(target=server.server.serve_forever, name="routes", daemon=True)
