@@ -46,10 +46,11 @@ if [ ! -d "$vendor" ]; then
     # pip refuses a constraint on a package it is told to leave out; drop chalice's pin too.
     grep -v -i -E '^chalice==' "$ROOT/constraints.txt" > "$CACHE/constraints-lambda.txt"
     rm -rf "$vendor.tmp"
-    "$PY" -m pip install -q --no-compile --target "$vendor.tmp" \
+    "$PY" -m pip install -q --no-compile --target "$vendor.tmp" 2> >(grep -v "is ignored: it is neither" >&2) \
         --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 \
         --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
-        -r "$CACHE/requirements-lambda.txt" -c "$CACHE/constraints-lambda.txt"
+        -r "$CACHE/requirements-lambda.txt" -c "$CACHE/constraints-lambda.txt" \
+        || { echo "package.sh: cannot install the Lambda wheels (no package registry?)" >&2; exit 3; }
     rm -rf "$vendor.tmp/bin"
     mv "$vendor.tmp" "$vendor"
 fi
@@ -76,9 +77,9 @@ if [ "${KLAXON_SKIP_TERRAFORM:-0}" != "1" ]; then
 fi
 
 t0=$(date +%s)
-# 4. precompile bytecode inside the package, rezip ------------------------------------------------
+# 4. precompile bytecode inside the package ------------------------------------------------
 "$PY" "$ROOT/infra/precompile.py" "$OUT/sam/deployment.zip" "$OUT/unzipped"
-echo "precompile + rezip: $(( $(date +%s) - t0 )) s"
+echo "precompile: $(( $(date +%s) - t0 )) s"
 if [ -f "$OUT/terraform/deployment.zip" ]; then
     cp "$OUT/sam/deployment.zip" "$OUT/terraform/deployment.zip"
 fi

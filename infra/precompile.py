@@ -1,4 +1,5 @@
-"""Precompile a Lambda deployment zip: unzip, `compileall --invalidation-mode unchecked-hash`, rezip.
+"""Precompile a Lambda deployment zip: unzip, `compileall --invalidation-mode unchecked-hash`,
+add the .pyc files to the zip.
 
 Lambda's /var/task is read-only, so without shipped .pyc every cold start compiles every module
 it imports. unchecked-hash .pyc are used without checking source mtimes (zip extraction resets
@@ -37,17 +38,16 @@ def precompile(zip_path: Path, unzip_dir: Path) -> dict[str, int]:
     if not ok:
         # Some vendored files are templates or py2 leftovers; compileall reports them, the rest is compiled.
         print("precompile: some files did not compile (listed above); they are imported from source", file=sys.stderr)
-    tmp = zip_path.with_suffix(".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as out:
-        for path in sorted(unzip_dir.rglob("*")):
-            if path.is_dir():
-                continue
-            rel = path.relative_to(unzip_dir).as_posix()
-            info = zipfile.ZipInfo(rel, FIXED_TIME)
+    # Append only the new .pyc entries: the sources stay as chalice compressed them (much faster than a rezip).
+    with zipfile.ZipFile(zip_path) as zf:
+        present = set(zf.namelist())
+    added = sorted(p for p in unzip_dir.rglob("*.pyc") if p.relative_to(unzip_dir).as_posix() not in present)
+    with zipfile.ZipFile(zip_path, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as out:
+        for path in added:
+            info = zipfile.ZipInfo(path.relative_to(unzip_dir).as_posix(), FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (0o755 if os.access(path, os.X_OK) else 0o644) << 16
+            info.external_attr = 0o644 << 16
             out.writestr(info, path.read_bytes())
-    tmp.replace(zip_path)
     sizes = {"unzipped_source": source_size, "unzipped": _tree_size(unzip_dir), "zipped": zip_path.stat().st_size}
     print(
         f"deployment.zip: zipped {sizes['zipped'] / 2**20:.1f} MiB, unzipped {sizes['unzipped'] / 2**20:.1f} MiB "
