@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run demo test lint unit integration bench clean chromium
+.PHONY: venv run demo test lint unit integration bench clean chromium package
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ integration: venv
 
 bench: venv
 	$(PY) -m bench.ingest
+
+# Deployable artefacts (SAM template + Terraform + zip with precompiled bytecode), offline.
+package: venv
+	infra/package.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
