@@ -139,8 +139,8 @@ class _IncidentBase(_Base):
     sk = UnicodeAttribute(range_key=True)
 
 
-class OpenIncidentIndex(GlobalSecondaryIndex["IncidentItem"]):
-    """Sparse index of open incidents: only items with `open_shard` set appear in it."""
+class _OpenIndex(GlobalSecondaryIndex[Any]):
+    """The sparse `open-incidents` index: only items with `open_shard` set appear in it."""
 
     class Meta:
         index_name = "open-incidents"
@@ -150,6 +150,10 @@ class OpenIncidentIndex(GlobalSecondaryIndex["IncidentItem"]):
 
     open_shard = UnicodeAttribute(hash_key=True)
     opened_at = NumberAttribute(range_key=True)
+
+
+class OpenIncidentIndex(_OpenIndex):
+    """Open incidents (hash key "open")."""
 
 
 class IncidentItem(_IncidentBase):
@@ -207,17 +211,8 @@ class IncidentPointerItem(_IncidentBase):
 # incidents, which carry "open", never mix with them).
 
 
-class OpenEscalationIndex(GlobalSecondaryIndex["EscalationItem"]):
+class OpenEscalationIndex(_OpenIndex):
     """The `open-incidents` index read as escalation items (hash key "escalating")."""
-
-    class Meta:
-        index_name = "open-incidents"
-        projection = AllProjection()
-        read_capacity_units = 1
-        write_capacity_units = 1
-
-    open_shard = UnicodeAttribute(hash_key=True)
-    opened_at = NumberAttribute(range_key=True)
 
 
 class EscalationItem(_IncidentBase):
