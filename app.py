@@ -165,6 +165,43 @@ def list_incidents() -> Response:
     return Response(body={"incidents": [incidents.as_dict(i) for i in incidents.open_incidents()]}, status_code=200)
 
 
+@app.route("/incidents", methods=["POST"], content_types=JSON)
+def open_incident() -> Response:
+    """A person opens an incident by hand: {"brand", "playbook", "summary"}; pages like an alarm does."""
+    from chalicelib.paging import service as paging
+    from chalicelib.playbooks.loader import default_playbooks, load_roster
+
+    if not _authorised():
+        return _error(401, "missing or wrong x-api-key header")
+    try:
+        body = _json_body()
+    except ValueError as exc:
+        return _error(400, str(exc))
+    brand, playbook_id, summary = body.get("brand"), body.get("playbook"), body.get("summary")
+    playbook = next((p for p in default_playbooks() if p.id == playbook_id), None)
+    if playbook is None:
+        return _error(422, f"unknown playbook {str(playbook_id)[:64]!r}")
+    if brand not in playbook.brands:
+        return _error(422, f"playbook {playbook.id} does not cover brand {str(brand)[:64]!r}")
+    if not isinstance(summary, str) or not summary.strip() or len(summary) > 300:
+        return _error(422, "summary must be 1-300 characters saying what is happening")
+    targets = playbook.response_targets
+    opened = incidents.open_or_update(
+        brand=brand,
+        playbook=playbook.id,
+        severity=playbook.severity,
+        trigger=incidents.Trigger(actor=_actor(), channel="api", summary=summary.strip()),
+        ack_seconds=int(targets.acknowledge.total_seconds()),
+        response_seconds=int(targets.first_public_response.total_seconds()),
+    )
+    if opened.created:
+        paging.start_escalation(opened.incident, playbook, load_roster(), time.time())
+    return Response(
+        body={**incidents.as_dict(opened.incident), "created": opened.created},
+        status_code=201 if opened.created else 200,
+    )
+
+
 @app.route("/incidents/{incident_id}", methods=["GET"])
 def get_incident(incident_id: str) -> Response:
     if not _authorised():

@@ -161,3 +161,28 @@ def test_webhook_spike_opens_exactly_one_incident(env: Any) -> None:
     (incident,) = open_now
     assert incident.severity == "sev1" and incident.ack_due == pytest.approx(incident.opened_at + 600)
     assert "usual" in incident.summary
+
+
+def test_staff_open_an_incident_by_hand(env: Any) -> None:
+    import json
+
+    from chalicelib.config import settings
+
+    headers = {"content-type": "application/json", "x-api-key": settings().api_key, "x-klaxon-actor": "noa-ben-david"}
+    body = {"brand": "acme-telecom", "playbook": "acme-network-outage", "summary": "Call centre reports no 4G in Haifa"}
+    first = env.client.http.post("/incidents", body=json.dumps(body).encode(), headers=headers)
+    assert first.status_code == 201, first.body
+    opened = json.loads(first.body)
+    assert opened["created"] and opened["opened_by"] == "noa-ben-david" and opened["status"] == "triggered"
+    again = env.client.http.post("/incidents", body=json.dumps(body).encode(), headers=headers)
+    assert again.status_code == 200 and json.loads(again.body)["id"] == opened["id"]  # merged, not a second one
+    timeline = [e.action for e in incidents.timeline(opened["id"])]
+    assert timeline[0] == "opened" and "spike_continues" in timeline
+    wrong = env.client.http.post(
+        "/incidents", body=json.dumps({**body, "brand": "golden-foods"}).encode(), headers=headers
+    )
+    assert wrong.status_code == 422 and "does not cover" in json.loads(wrong.body)["error"]
+    no_key = env.client.http.post(
+        "/incidents", body=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    assert no_key.status_code == 401
