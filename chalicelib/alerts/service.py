@@ -26,13 +26,13 @@ from chalicelib.counters.service import read_series
 from chalicelib.detect import Alarm, DetectorParams, DetectorState, observe
 from chalicelib.incidents import service as incidents
 from chalicelib.playbooks.loader import playbook_for
-from chalicelib.store.models import SENTIMENTS, DetectorStateItem, bind, counter_attribute
+from chalicelib.store.models import COUNTER_ATTRIBUTES, LANGUAGES, DetectorStateItem, bind, counter_attribute
 
 BUCKET_SECONDS = 60
 BOOTSTRAP_HOURS = 72
 STALE_SECONDS = 6 * 3600
 _ATTEMPTS = 25
-_NEG = tuple(counter_attribute("negative", lang) for lang in ("he", "en", "ar", "ru", "other"))
+_NEG = tuple(counter_attribute("negative", lang) for lang in LANGUAGES)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class BrandAlarm:
 
 def negative_and_total(cells: Counter[str]) -> tuple[int, int]:
     negative = sum(cells[name] for name in _NEG)
-    total = sum(v for k, v in cells.items() if k.split("_")[0] in {s[:3] for s in SENTIMENTS})
+    total = sum(cells[name] for name in COUNTER_ATTRIBUTES)
     return negative, total
 
 
