@@ -8,16 +8,21 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from aws_lambda_powertools import Logger
-from chalice import Chalice, Response
+from chalice import Chalice, ConvertToMiddleware, Response
 
-from chalicelib.config import settings
-from chalicelib.counters.service import read_series
-from chalicelib.incidents import service as incidents
-from chalicelib.ingest import webhooks
+from chalicelib.config import load_secrets, settings
+
+load_secrets()  # deployed: secrets from SSM into the environment, once, before any handler runs
+
+from chalicelib import flows  # noqa: E402  (after the secrets: modules may read configuration)
+from chalicelib.incidents import service as incidents  # noqa: E402
+from chalicelib.ingest import webhooks  # noqa: E402
+from chalicelib.observability import logger, middleware, tracer  # noqa: E402
 
 app = Chalice(app_name="klaxon")
-logger = Logger(service="klaxon")
+app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)), "all")
+app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler), "all")
+app.register_middleware(middleware, "all")
 
 # Chalice answers unlisted content types itself with a non-JSON body; list the common ones and let
 # `_webhook` refuse anything that is not JSON with Klaxon's own {"error": ...} reply.
@@ -96,7 +101,8 @@ def generic_events() -> Response:
 
 def _authorised() -> bool:
     supplied = (app.current_request.headers or {}).get("x-api-key") or ""
-    return hmac.compare_digest(supplied.encode("utf-8", "replace"), settings().api_key.encode())
+    expected = settings().api_key  # "" when a deployment has none: nobody is authorised
+    return bool(expected) and hmac.compare_digest(supplied.encode("utf-8", "replace"), expected.encode())
 
 
 def _step(value: str) -> int:
@@ -125,6 +131,8 @@ def _epoch(value: str | None, name: str) -> int:
 
 @app.route("/brands/{brand}/counts", methods=["GET"])
 def brand_counts(brand: str) -> Response:
+    from chalicelib.counters.service import read_series
+
     if not _authorised():
         return _error(401, "missing or wrong x-api-key header")
     params = _query()
@@ -168,34 +176,17 @@ def list_incidents() -> Response:
 @app.route("/incidents", methods=["POST"], content_types=JSON)
 def open_incident() -> Response:
     """A person opens an incident by hand: {"brand", "playbook", "summary"}; pages like an alarm does."""
-    from chalicelib.paging import service as paging
-    from chalicelib.playbooks.loader import default_playbooks, load_roster
-
     if not _authorised():
         return _error(401, "missing or wrong x-api-key header")
     try:
         body = _json_body()
+        opened = flows.open_by_hand(
+            brand=body.get("brand"), playbook_id=body.get("playbook"), summary=body.get("summary"), actor=_actor()
+        )
+    except flows.Refused as exc:
+        return _error(422, str(exc))
     except ValueError as exc:
         return _error(400, str(exc))
-    brand, playbook_id, summary = body.get("brand"), body.get("playbook"), body.get("summary")
-    playbook = next((p for p in default_playbooks() if p.id == playbook_id), None)
-    if playbook is None:
-        return _error(422, f"unknown playbook {str(playbook_id)[:64]!r}")
-    if brand not in playbook.brands:
-        return _error(422, f"playbook {playbook.id} does not cover brand {str(brand)[:64]!r}")
-    if not isinstance(summary, str) or not summary.strip() or len(summary) > 300:
-        return _error(422, "summary must be 1-300 characters saying what is happening")
-    targets = playbook.response_targets
-    opened = incidents.open_or_update(
-        brand=brand,
-        playbook=playbook.id,
-        severity=playbook.severity,
-        trigger=incidents.Trigger(actor=_actor(), channel="api", summary=summary.strip()),
-        ack_seconds=int(targets.acknowledge.total_seconds()),
-        response_seconds=int(targets.first_public_response.total_seconds()),
-    )
-    if opened.created:
-        paging.start_escalation(opened.incident, playbook, load_roster(), time.time())
     return Response(
         body={**incidents.as_dict(opened.incident), "created": opened.created},
         status_code=201 if opened.created else 200,
@@ -351,35 +342,18 @@ def sweeper(event: Any) -> None:
     logger.info("sweep", extra={"breaches": breaches, "paging": str(outcome)})
 
 
-@app.on_sqs_message(queue="klaxon-mentions", batch_size=10, name="ingest")
+@app.on_sqs_message(queue=settings().queue_name, batch_size=10, name="ingest")
 def ingest(event: Any) -> dict[str, Any]:
-    # Imported on first use: the classifier (numpy) and Powertools' batch module are only needed
-    # by this function, and the webhook functions built from the same package start faster.
-    from chalicelib.alerts import service as alerts
-    from chalicelib.ingest.pipeline import process_batch
-    from chalicelib.playbooks.loader import crisis_terms_for, default_playbooks
-
-    playbooks = default_playbooks()
-    response, result = process_batch(event.to_dict(), crisis_terms=lambda b: crisis_terms_for(b, playbooks))
-    raised = alerts.feed_batch(result.totals, lambda b: alerts.params_for(b, playbooks))
-    opened = alerts.raise_incidents(raised, playbooks)
-    if any(o.created for o in opened):
-        from chalicelib.paging import service as paging
-        from chalicelib.playbooks.loader import load_roster
-
-        by_id = {p.id: p for p in playbooks}
-        roster = load_roster()
-        for o in opened:
-            if o.created:
-                paging.start_escalation(o.incident, by_id[o.incident.playbook], roster, time.time())
+    """Mentions from the webhooks, ten at a time; failed records are retried alone (batchItemFailures)."""
+    summary = flows.ingest_batch(event.to_dict())
     logger.info(
         "batch ingested",
         extra={
-            "counted": len(result.counted),
-            "duplicates": result.duplicates,
-            "failed": result.failed,
-            "alarms": [f"{a.brand}: {a.alarm.explain()}" for a in raised],
-            "incidents": [(o.incident.id, o.created) for o in opened],
+            "counted": summary.counted,
+            "duplicates": summary.duplicates,
+            "failed": summary.failed,
+            "alarms": summary.alarms,
+            "incidents": summary.incidents,
         },
     )
-    return response
+    return summary.response

@@ -24,6 +24,7 @@ import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 LANGS_TEXT = {
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mentions", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--brands", type=int, default=1, help="brands the stream is spread over")
+    parser.add_argument("--json", type=Path, help="also write the measured figures here (bench/cost.py reads them)")
     args = parser.parse_args(argv)
 
     from klaxon import stack as local_stack
@@ -134,11 +136,13 @@ def _run(args: argparse.Namespace) -> int:
     arn = queue_arn(sqs, queue_url)
 
     writes: list[tuple[str, int, float | None]] = []  # (operation, WCU by the rules, moto's figure)
+    calls: Counter[str] = Counter()  # every DynamoDB request the handler made, by operation
     counter_updates: list[tuple[str, int]] = []
 
     def record(model: Any, params: dict[str, Any], **_: Any) -> None:
         params_ctx = params
         op = model.name
+        calls[op] += 1
         if op == "PutItem":
             writes.append((op, wcu(item_size(params_ctx["Item"])), None))
         elif op == "UpdateItem":
@@ -247,6 +251,22 @@ def _run(args: argparse.Namespace) -> int:
         f"  handler CPU per message: {per_mention_us:.0f} us; bare json.loads of the same body: {json_us:.2f} us; "
         f"ratio {per_mention_us / json_us:.0f}x"
     )
+    if args.json:
+        figures = {
+            "mentions": len(mentions),
+            "replayed_copies": len(replays),
+            "sqs_messages": len(bodies),
+            "batch_size": args.batch_size,
+            "brands": len(brands),
+            "invocations": batches,
+            "wcu_by_operation": dict(by_op),
+            "wcu_total": total_wcu,
+            "dynamodb_requests": dict(calls),
+            "handler_cpu_seconds": handler_cpu,
+            "counted_exactly": exact,
+        }
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"  figures written to {args.json}")
     return 0 if exact else 1
 
 

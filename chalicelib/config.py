@@ -3,11 +3,18 @@
 Every setting has a local default so `make run` works on a bare clone; in AWS the
 same variables are set by the deployment (secrets resolved from SSM by name).
 Nothing here knows whether it talks to moto or to AWS: `AWS_ENDPOINT_URL` decides.
+
+Secrets in AWS live in SSM Parameter Store, one SecureString per variable name under
+`KLAXON_SECRETS_PARAMETER_PREFIX` (e.g. `/klaxon/prod/KLAXON_API_KEY`). `load_secrets()` copies
+them into the environment once per container, before anything reads a secret. With a prefix set,
+Klaxon is deployed: a secret that is missing or still the template's `CHANGE_ME` placeholder is
+empty, never the public local default, and every check that needs it fails closed.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +23,68 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Local development defaults only. Production sets real values (see README, infra/).
 _LOCAL_WEBHOOK_SECRET = "whsec_a2xheG9uLWxvY2FsLWRldmVsb3BtZW50LXNlY3JldA=="
+
+SECRETS_PREFIX_VAR = "KLAXON_SECRETS_PARAMETER_PREFIX"
+PLACEHOLDER = "CHANGE_ME"  # what infra/resources.json creates until the operator sets the real value
+SECRET_NAMES = (
+    "KLAXON_X_CONSUMER_SECRET",
+    "KLAXON_META_APP_SECRET",
+    "KLAXON_META_VERIFY_TOKEN",
+    "KLAXON_WEBHOOK_SECRET",
+    "KLAXON_API_KEY",
+    "KLAXON_LINK_SECRET",
+    "KLAXON_TWILIO_ACCOUNT_SID",
+    "KLAXON_TWILIO_AUTH_TOKEN",
+    "KLAXON_TWILIO_FROM",
+    "KLAXON_X_USER_TOKEN",
+    "KLAXON_META_PAGE_TOKEN",
+    "KLAXON_PUBLISH_WEBHOOK_SECRET",
+)
+
+
+class SecretsUnavailable(RuntimeError):
+    """SSM could not be read at cold start: better to fail the init (Lambda retries) than run open."""
+
+
+def deployed(environ: Mapping[str, str] | None = None) -> bool:
+    """True where secrets come from SSM: local defaults must never be used there."""
+    return bool((os.environ if environ is None else environ).get(SECRETS_PREFIX_VAR))
+
+
+def secret(name: str, local_default: str = "") -> str:
+    """A secret's value; "" when unset or a placeholder. The local default only outside AWS."""
+    value = os.environ.get(name)
+    if value is None:
+        return "" if deployed() else local_default
+    return "" if value.strip() in ("", PLACEHOLDER) else value
+
+
+def load_secrets(environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """Copy the secrets under `KLAXON_SECRETS_PARAMETER_PREFIX` into the environment; names loaded.
+
+    One `GetParametersByPath` (with decryption) per cold start, through Powertools Parameters. A
+    rotated secret reaches new containers at once and warm ones when they are recycled; rotate
+    webhook secrets with an overlap window on the platform side. Only the names in `SECRET_NAMES`
+    are taken, so a stray parameter cannot override, say, the table prefix.
+    """
+    env = os.environ if environ is None else environ
+    prefix = env.get(SECRETS_PREFIX_VAR, "").rstrip("/")
+    if not prefix:
+        return []
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    try:  # a provider of our own: the client follows this environment (region, AWS_ENDPOINT_URL)
+        found = SSMProvider().get_multiple(prefix, decrypt=True, recursive=False, max_age=0)
+    except Exception as exc:  # botocore errors, missing permissions: surface them as one failure
+        raise SecretsUnavailable(f"cannot read secrets under {prefix}: {exc}") from exc
+    loaded = []
+    for name, value in found.items():
+        name = name.lstrip("/")
+        if name in SECRET_NAMES and isinstance(value, str) and value.strip() not in ("", PLACEHOLDER):
+            env[name] = value
+            loaded.append(name)
+    settings.cache_clear()
+    return sorted(loaded)
 
 
 def _int(name: str, default: int) -> int:
@@ -73,11 +142,11 @@ def settings() -> Settings:
         table_prefix=env("KLAXON_TABLE_PREFIX", "klaxon"),
         queue_name=env("KLAXON_QUEUE_NAME", "klaxon-mentions"),
         queue_url=env("KLAXON_QUEUE_URL") or None,
-        x_consumer_secret=env("KLAXON_X_CONSUMER_SECRET", Settings.x_consumer_secret),
-        meta_app_secret=env("KLAXON_META_APP_SECRET", Settings.meta_app_secret),
-        meta_verify_token=env("KLAXON_META_VERIFY_TOKEN", Settings.meta_verify_token),
-        webhook_secret=env("KLAXON_WEBHOOK_SECRET", Settings.webhook_secret),
-        api_key=env("KLAXON_API_KEY", Settings.api_key),
+        x_consumer_secret=secret("KLAXON_X_CONSUMER_SECRET", Settings.x_consumer_secret),
+        meta_app_secret=secret("KLAXON_META_APP_SECRET", Settings.meta_app_secret),
+        meta_verify_token=secret("KLAXON_META_VERIFY_TOKEN", Settings.meta_verify_token),
+        webhook_secret=secret("KLAXON_WEBHOOK_SECRET", Settings.webhook_secret),
+        api_key=secret("KLAXON_API_KEY", Settings.api_key),
         max_body_bytes=_int("KLAXON_MAX_BODY_BYTES", Settings.max_body_bytes),
         webhook_tolerance_seconds=_int("KLAXON_WEBHOOK_TOLERANCE_SECONDS", Settings.webhook_tolerance_seconds),
         mention_retention_days=_int("KLAXON_MENTION_RETENTION_DAYS", Settings.mention_retention_days),

@@ -56,6 +56,7 @@ if [ ! -d "$vendor" ]; then
 fi
 cp -al "$vendor" "$work/vendor" 2>/dev/null || cp -r "$vendor" "$work/vendor"
 : > "$work/requirements.txt"
+"$PY" "$ROOT/infra/prune.py" "$work/vendor"
 
 # 3. chalice package ----------------------------------------------------------------------------
 t0=$(date +%s)

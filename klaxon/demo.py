@@ -258,6 +258,7 @@ def main(speed: float = 0.0) -> int:
 
     started = time.monotonic()
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the demo tells the story itself
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines between its own
     outbox = Path(".klaxon") / "outbox.jsonl"
     outbox.parent.mkdir(exist_ok=True)
     os.environ.setdefault("KLAXON_OUTBOX_FILE", str(outbox.resolve()))

@@ -19,6 +19,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import Settings, settings
+from chalicelib.observability import TIME_TO_ACKNOWLEDGE, seconds
 from chalicelib.store.models import IncidentItem, IncidentPointerItem, TimelineItem, bind
 
 TRIGGERED = "triggered"
@@ -253,6 +254,8 @@ def transition(
             tx.save(timeline_entry(incident_id, actor=actor, action=to_status, channel=channel, detail=detail, at=now))
     except TransactWriteError as exc:
         raise InvalidTransition(f"incident {incident_id} changed concurrently; reload and retry") from exc
+    if to_status == ACKNOWLEDGED:  # once per incident: the transaction above is conditional on status
+        seconds(TIME_TO_ACKNOWLEDGE, now - incident.opened_at)
     return get(incident_id)
 
 

@@ -82,8 +82,16 @@ def _enqueue(parsed: Parsed, cfg: Settings) -> Accepted:
     return Accepted(enqueued=len(parsed.mentions), ignored=parsed.ignored, unmatched=parsed.unmatched)
 
 
+def _configured(value: str, name: str) -> str:
+    """Deployed without this secret, nothing can be verified: refuse rather than check against ""."""
+    if not value:
+        raise WebhookRejected(503, f"{name} is not configured on this deployment")
+    return value
+
+
 def accept_x(body: bytes, headers: Mapping[str, str], cfg: Settings | None = None) -> Accepted:
     cfg = cfg or settings()
+    _configured(cfg.x_consumer_secret, "KLAXON_X_CONSUMER_SECRET")
     _check_size(body, cfg)
     try:
         signatures.verify_x(cfg.x_consumer_secret, body, headers.get("x-twitter-webhooks-signature"))
@@ -94,6 +102,7 @@ def accept_x(body: bytes, headers: Mapping[str, str], cfg: Settings | None = Non
 
 def accept_meta(body: bytes, headers: Mapping[str, str], cfg: Settings | None = None) -> Accepted:
     cfg = cfg or settings()
+    _configured(cfg.meta_app_secret, "KLAXON_META_APP_SECRET")
     _check_size(body, cfg)
     try:
         signatures.verify_meta(cfg.meta_app_secret, body, headers.get("x-hub-signature-256"))
@@ -107,6 +116,7 @@ def meta_challenge(params: Mapping[str, str], cfg: Settings | None = None) -> st
     cfg = cfg or settings()
     if params.get("hub.mode") != "subscribe":
         raise WebhookRejected(400, "hub.mode must be subscribe")
+    _configured(cfg.meta_verify_token, "KLAXON_META_VERIFY_TOKEN")
     token = params.get("hub.verify_token") or ""
     if not signatures.hmac.compare_digest(token.encode(), cfg.meta_verify_token.encode()):
         raise WebhookRejected(403, "hub.verify_token does not match")
@@ -118,6 +128,7 @@ def meta_challenge(params: Mapping[str, str], cfg: Settings | None = None) -> st
 
 def x_challenge(params: Mapping[str, str], cfg: Settings | None = None) -> dict[str, str]:
     cfg = cfg or settings()
+    _configured(cfg.x_consumer_secret, "KLAXON_X_CONSUMER_SECRET")
     token = params.get("crc_token")
     if not token or len(token) > 512:
         raise WebhookRejected(400, "crc_token is missing or too long")
@@ -129,6 +140,7 @@ def accept_generic(
 ) -> Accepted:
     """Standard Webhooks delivery; a `webhook-id` already accepted is answered 200 and skipped."""
     cfg = cfg or settings()
+    _configured(cfg.webhook_secret, "KLAXON_WEBHOOK_SECRET")
     _check_size(body, cfg)
     try:
         webhook_id = signatures.verify_standard(

@@ -21,6 +21,7 @@ import struct
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chalicelib.config import secret
 from chalicelib.statements.hashing import same_hash
 
 LOCAL_LINK_SECRET = "local-link-secret-never-use-in-production"
@@ -29,8 +30,15 @@ _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def link_secret() -> bytes:
-    """KLAXON_LINK_SECRET (from SSM in AWS); a fixed local value otherwise, like the other secrets."""
-    return (os.environ.get("KLAXON_LINK_SECRET") or LOCAL_LINK_SECRET).encode("utf-8")
+    """KLAXON_LINK_SECRET (from SSM in AWS); a fixed local value otherwise, like the other secrets.
+
+    Deployed without it, no link can be signed or honoured: a link signed with an empty or public
+    key would let anyone approve text.
+    """
+    value = secret("KLAXON_LINK_SECRET", LOCAL_LINK_SECRET)
+    if not value:
+        raise LinksNotConfigured()
+    return value.encode("utf-8")
 
 
 class LinkClaims(BaseModel):
@@ -50,6 +58,11 @@ class LinkError(Exception):
 
     status = 403
     reason = "this link is not valid"
+
+
+class LinksNotConfigured(LinkError):
+    status = 503
+    reason = "approval links are not configured on this deployment (KLAXON_LINK_SECRET)"
 
 
 class LinkTampered(LinkError):
@@ -150,12 +163,13 @@ def verify_link(
     `person_id`, the link must be that person's; with `current_hash`, it must be for that version,
     else LinkOutdated (which carries the claims so the caller can offer the new version).
     """
+    key = secret or link_secret()  # first: a deployment without a link secret says so, for any token
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
         raise LinkTampered(LinkTampered.reason)
     encoded_payload, encoded_signature = token.split(".")
     payload = _unb64(encoded_payload)
     signature = _unb64(encoded_signature)
-    if not hmac.compare_digest(signature, _sign(payload, secret or link_secret())):
+    if not hmac.compare_digest(signature, _sign(payload, key)):
         raise LinkTampered(LinkTampered.reason)
     claims = _unpack(payload)
     if now >= claims.expires_at:

@@ -152,3 +152,47 @@ def test_package_ships_data_files_and_precompiled_bytecode(packaged: Packaged) -
     assert f"__pycache__/app.{tag}.pyc" in names
     assert f"chalicelib/store/__pycache__/models.{tag}.pyc" in names
     assert f"numpy/__pycache__/__init__.{tag}.pyc" in names
+
+
+PRUNED_PACKAGE_SMOKE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import app  # noqa: F401  (what Lambda's init does)
+import botocore.session
+session = botocore.session.get_session()
+for service in ("dynamodb", "sqs", "ssm"):
+    session.create_client(service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+                          aws_access_key_id="x", aws_secret_access_key="x")
+from twilio.rest import Client
+messages = Client("AC" + "0" * 32, "token").messages
+assert type(messages).__name__ == "MessageList", type(messages)
+from chalicelib.sentiment import classify
+assert classify(["terrible, I want a refund"])[0] in {"negative", "neutral", "positive"}
+from chalicelib.ingest import signatures  # noqa: F401  (standardwebhooks)
+leaked = [m.__file__ for m in sys.modules.values()
+          if getattr(m, "__file__", None) and "site-packages" in m.__file__]
+assert not leaked, leaked
+print("ok")
+"""
+
+
+def test_pruned_package_still_reaches_every_sdk_path_klaxon_uses(packaged: Packaged) -> None:
+    """infra/prune.py removes unused SDK code; the package alone must still do what Klaxon does."""
+    unzipped = packaged.out / "unzipped"
+    assert not (unzipped / "aiohttp").exists() and not (unzipped / "botocore" / "data" / "ec2").exists()
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", PRUNED_PACKAGE_SMOKE, str(unzipped)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=unzipped,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr[-3000:]
+
+
+def test_package_fits_lambda_limits_with_room_to_grow(packaged: Packaged) -> None:
+    unzipped = packaged.out / "unzipped"
+    size = sum(p.stat().st_size for p in unzipped.rglob("*") if p.is_file())
+    zipped = (packaged.out / "sam" / "deployment.zip").stat().st_size
+    assert size < 150 * 2**20, f"unzipped package {size / 2**20:.0f} MiB (Lambda's limit is 250 MiB)"
+    assert zipped < 50 * 2**20, f"zipped package {zipped / 2**20:.0f} MiB (direct-upload limit 50 MiB)"

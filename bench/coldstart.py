@@ -1,0 +1,112 @@
+"""Cold start of the Lambda package: `import app` from the unzipped deployment, in fresh processes.
+
+    python -m bench.coldstart [--runs 15] [--package build/unzipped] [--rebuild]
+
+Lambda's /var/task is read-only, so the only bytecode a cold start gets is what the package ships
+(infra/precompile.py). Each run is a fresh `python -I -S -B`: no site-packages (only what the
+package vendors), no writable bytecode cache, nothing from the environment. Measured beside a bare
+interpreter start in the same run, interleaved, so a busy machine inflates both alike:
+
+- `import app`: what every function's init phase does (the API function stops here);
+- ingest, first batch: plus the modules the SQS handler imports on its first batch and the
+  sentiment model load;
+- sweeper, first tick: plus the paging modules and the roster.
+
+Builds the package with infra/package.sh (no Terraform) when it is missing or `--rebuild` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_MS = 400
+
+SCENARIOS: dict[str, str] = {
+    "bare interpreter": "pass",
+    "import app": "import app",
+    "ingest, first batch": (
+        "import app\n"
+        "from chalicelib.ingest import pipeline\n"
+        "from chalicelib.alerts import service\n"
+        "from chalicelib.playbooks.loader import default_playbooks\n"
+        "from chalicelib.sentiment import classify\n"
+        "default_playbooks(); classify(['first batch'])"
+    ),
+    "sweeper, first tick": (
+        "import app\n"
+        "from chalicelib.paging import service\n"
+        "from chalicelib.playbooks.loader import load_roster\n"
+        "load_roster()"
+    ),
+}
+
+
+def _command(package: Path, code: str) -> list[str]:
+    prelude = f"import sys; sys.path.insert(0, {str(package)!r})\n"
+    return [sys.executable, "-I", "-S", "-B", "-c", prelude + code]
+
+
+def _env(package: Path) -> dict[str, str]:
+    data = package / "chalicelib" / "_data"
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "KLAXON_BRANDS_FILE": str(data / "config" / "brands.yaml"),
+        "KLAXON_ROSTER_FILE": str(data / "config" / "roster.yaml"),
+        "KLAXON_PLAYBOOKS_DIR": str(data / "playbooks"),
+    }
+
+
+def _once(package: Path, code: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(_command(package, code), cwd=package, env=_env(package), check=True)
+    return (time.perf_counter() - start) * 1000
+
+
+def _build(package: Path) -> None:
+    out = package.parent
+    print(f"building the package into {out} (infra/package.sh) ...", flush=True)
+    env = {**os.environ, "KLAXON_SKIP_TERRAFORM": "1"}
+    subprocess.run(["bash", str(ROOT / "infra" / "package.sh"), str(out)], cwd=ROOT, env=env, check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--package", type=Path, default=ROOT / "build" / "unzipped")
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args(argv)
+    package: Path = args.package.resolve()
+    if args.rebuild or not (package / "app.py").exists():
+        _build(package)
+    if not (package / "__pycache__").is_dir():
+        print(f"{package} has no precompiled bytecode: build it with infra/package.sh", file=sys.stderr)
+        return 2
+    for code in SCENARIOS.values():  # warm the OS file cache once, as a warm Lambda host would have it
+        _once(package, code)
+    times: dict[str, list[float]] = {name: [] for name in SCENARIOS}
+    for _ in range(args.runs):  # interleaved: load changes hit every scenario alike
+        for name, code in SCENARIOS.items():
+            times[name].append(_once(package, code))
+    bare = statistics.median(times["bare interpreter"])
+    print(f"package: {package}   runs: {args.runs}   load average: {os.getloadavg()[0]:.1f}")
+    print(f"{'scenario':<22} {'median ms':>10} {'p90 ms':>8} {'minus bare':>11} {'x bare':>7}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        p90 = sorted(values)[int(0.9 * (len(values) - 1))]
+        print(f"{name:<22} {median:>10.0f} {p90:>8.0f} {median - bare:>11.0f} {median / bare:>7.1f}")
+    app_ms = statistics.median(times["import app"])
+    verdict = "meets" if app_ms < TARGET_MS else "misses"
+    print(f"import app: {app_ms:.0f} ms median ({app_ms / bare:.1f}x a bare start) {verdict} the {TARGET_MS} ms target")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Multi-step work that crosses domains (Dispatch calls these flows), so handlers stay thin.
+
+    ingest_batch:  SQS batch -> exactly-once counts -> detector -> incidents -> first pages
+    open_by_hand:  a person opens an incident through the staff API -> first pages
+
+Modules are imported inside the flows: each Lambda function loads only what its own events use
+(the API function never loads the classifier or numpy).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.observability import ALARMS, DUPLICATES, MENTIONS_INGESTED, count, logger
+
+
+@dataclass
+class IngestSummary:
+    """What one SQS batch did: the partial-batch response for Lambda, and figures for the log."""
+
+    response: dict[str, Any]
+    counted: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    alarms: list[str] = field(default_factory=list)
+    incidents: list[tuple[str, bool]] = field(default_factory=list)
+
+
+def ingest_batch(event: dict[str, Any], now: float | None = None) -> IngestSummary:
+    """Count a batch exactly once, feed the detector, open incidents and page for new ones."""
+    from chalicelib.alerts import service as alerts
+    from chalicelib.ingest.pipeline import process_batch
+    from chalicelib.playbooks.loader import crisis_terms_for, default_playbooks
+
+    playbooks = default_playbooks()
+    response, result = process_batch(event, crisis_terms=lambda brand: crisis_terms_for(brand, playbooks))
+    raised = alerts.feed_batch(result.totals, lambda brand: alerts.params_for(brand, playbooks))
+    opened = alerts.raise_incidents(raised, playbooks)
+    created = [o.incident for o in opened if o.created]
+    if created:
+        from chalicelib.paging import service as paging
+        from chalicelib.playbooks.loader import load_roster
+
+        by_id = {p.id: p for p in playbooks}
+        roster = load_roster()
+        for incident in created:
+            paging.start_escalation(incident, by_id[incident.playbook], roster, time.time() if now is None else now)
+    count(MENTIONS_INGESTED, len(result.counted))
+    count(DUPLICATES, result.duplicates)
+    count(ALARMS, len(raised))
+    return IngestSummary(
+        response=response,
+        counted=len(result.counted),
+        duplicates=result.duplicates,
+        failed=result.failed,
+        alarms=[f"{a.brand}: {a.alarm.explain()}" for a in raised],
+        incidents=[(o.incident.id, o.created) for o in opened],
+    )
+
+
+class Refused(ValueError):
+    """The request names something that does not exist or is not allowed (HTTP 422)."""
+
+
+def open_by_hand(*, brand: Any, playbook_id: Any, summary: Any, actor: str, now: float | None = None) -> Any:
+    """Open (or join) the incident of `playbook_id` for `brand`, paged like an alarm; returns `Opened`."""
+    from chalicelib.incidents import service as incidents
+    from chalicelib.paging import service as paging
+    from chalicelib.playbooks.loader import default_playbooks, load_roster
+
+    playbook = next((p for p in default_playbooks() if p.id == playbook_id), None)
+    if playbook is None:
+        raise Refused(f"unknown playbook {str(playbook_id)[:64]!r}")
+    if brand not in playbook.brands:
+        raise Refused(f"playbook {playbook.id} does not cover brand {str(brand)[:64]!r}")
+    if not isinstance(summary, str) or not summary.strip() or len(summary) > 300:
+        raise Refused("summary must be 1-300 characters saying what is happening")
+    targets = playbook.response_targets
+    opened = incidents.open_or_update(
+        brand=brand,
+        playbook=playbook.id,
+        severity=playbook.severity,
+        trigger=incidents.Trigger(actor=actor, channel="api", summary=summary.strip()),
+        ack_seconds=int(targets.acknowledge.total_seconds()),
+        response_seconds=int(targets.first_public_response.total_seconds()),
+    )
+    if opened.created:
+        logger.info("incident opened by hand", extra={"incident_id": opened.incident.id, "brand": brand})
+        paging.start_escalation(opened.incident, playbook, load_roster(), time.time() if now is None else now)
+    return opened

@@ -1,0 +1,84 @@
+"""One Powertools Logger, Metrics and Tracer per container, and the Chalice middleware that
+wires them to every handler (routes, the SQS ingest and the sweeper alike).
+
+Metrics are CloudWatch EMF lines on stdout (namespace `Klaxon`, dimension `service=klaxon`), flushed
+once at the end of each invocation. The alarms and dashboard in infra/resources.json read these
+names, so they are constants here:
+
+    MentionsIngested  mentions counted for the first time          (ingest)
+    Duplicates        redelivered or replayed mentions skipped     (ingest)
+    Alarms            detector alarms raised                       (ingest)
+    PagesSent         SMS pages handed to Twilio                   (paging)
+    PagesFailed       SMS pages Twilio refused or could not deliver (paging)
+    TimeToAcknowledge seconds from an incident opening to its acknowledgement (incidents)
+
+Tracer switches itself off outside Lambda (and under `chalice local`); it patches botocore and
+requests only (DynamoDB, SQS, SSM, Twilio), which keeps its share of a cold start small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+SERVICE = "klaxon"
+NAMESPACE = "Klaxon"
+
+MENTIONS_INGESTED = "MentionsIngested"
+DUPLICATES = "Duplicates"
+ALARMS = "Alarms"
+PAGES_SENT = "PagesSent"
+PAGES_FAILED = "PagesFailed"
+TIME_TO_ACKNOWLEDGE = "TimeToAcknowledge"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+tracer = Tracer(service=SERVICE, patch_modules=("botocore", "requests"))
+
+
+def count(name: str, value: float = 1) -> None:
+    """Add to a counter metric of this invocation (ignored when value is 0)."""
+    if value:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def seconds(name: str, value: float) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=max(0.0, value))
+
+
+def flush() -> None:
+    """Publish this invocation's metrics, if any, and start the next invocation empty."""
+    try:
+        if metrics.metric_set:
+            metrics.flush_metrics()
+    finally:
+        metrics.clear_metrics()
+
+
+def _correlation_id(event: Any) -> str | None:
+    """API Gateway's request id, the first SQS message id, or the scheduled event's id."""
+    original = event.to_original_event() if hasattr(event, "to_original_event") else event.to_dict()
+    if not isinstance(original, dict):
+        return None
+    request_context = original.get("requestContext")
+    if isinstance(request_context, dict) and request_context.get("requestId"):
+        return str(request_context["requestId"])
+    records = original.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        return records[0].get("messageId")
+    return original.get("id") if isinstance(original.get("id"), str) else None
+
+
+def middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Chalice middleware for every event type: correlation id in every log line, metrics flushed."""
+    logger.remove_keys(["correlation_id", "brand", "incident_id"])
+    correlation_id = _correlation_id(event)
+    if correlation_id:
+        logger.set_correlation_id(correlation_id)
+    try:
+        return get_response(event)
+    finally:
+        flush()
