@@ -21,7 +21,8 @@ from chalicelib.observability import logger, middleware, tracer  # noqa: E402
 
 app = Chalice(app_name="klaxon")
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)), "all")
-app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler), "all")
+if tracer is not None:  # in Lambda with tracing on (chalicelib/observability.py)
+    app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler), "all")
 app.register_middleware(middleware, "all")
 
 # Chalice answers unlisted content types itself with a non-JSON body; list the common ones and let
