@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,20 +160,35 @@ def _per_million(fig: dict[str, Any], price: dict[str, float], a: dict[str, floa
     log_gb = (webhooks + invocations) * a["log_bytes_per_invocation"] / 1e9
     storage_gb = 1_000_000 * a["mention_item_bytes"] / 1e9 * a["retention_days"] / 30
     rows = [
-        ("API Gateway (webhook requests)", webhooks / 1e6 * price["apigw_rest_per_million_requests"],
-         f"{webhooks:,.0f} requests"),
-        ("Lambda: webhook function", webhooks / 1e6 * price["lambda_per_million_requests"]
-         + webhooks * a["webhook_lambda_ms"] / 1000 * a["api_memory_gb"] * price["lambda_per_gb_second"],
-         f"{webhooks:,.0f} invocations x {a['webhook_lambda_ms']:.0f} ms"),
+        (
+            "API Gateway (webhook requests)",
+            webhooks / 1e6 * price["apigw_rest_per_million_requests"],
+            f"{webhooks:,.0f} requests",
+        ),
+        (
+            "Lambda: webhook function",
+            webhooks / 1e6 * price["lambda_per_million_requests"]
+            + webhooks * a["webhook_lambda_ms"] / 1000 * a["api_memory_gb"] * price["lambda_per_gb_second"],
+            f"{webhooks:,.0f} invocations x {a['webhook_lambda_ms']:.0f} ms",
+        ),
         ("SQS", sqs_requests / 1e6 * price["sqs_per_million_requests"], f"{sqs_requests:,.0f} requests"),
-        ("Lambda: ingest function", invocations / 1e6 * price["lambda_per_million_requests"]
-         + ingest_seconds * a["ingest_memory_gb"] * price["lambda_per_gb_second"],
-         f"{invocations:,.0f} batches, {ingest_seconds:,.0f} s"),
-        ("DynamoDB writes", write_units / 1e6 * price["dynamodb_per_million_write_units"],
-         f"{write_units:,.0f} WRU ({write_units / 1e6:.2f} per mention, detector state included)"),
+        (
+            "Lambda: ingest function",
+            invocations / 1e6 * price["lambda_per_million_requests"]
+            + ingest_seconds * a["ingest_memory_gb"] * price["lambda_per_gb_second"],
+            f"{invocations:,.0f} batches, {ingest_seconds:,.0f} s",
+        ),
+        (
+            "DynamoDB writes",
+            write_units / 1e6 * price["dynamodb_per_million_write_units"],
+            f"{write_units:,.0f} WRU ({write_units / 1e6:.2f} per mention, detector state included)",
+        ),
         ("DynamoDB reads", read_units / 1e6 * price["dynamodb_per_million_read_units"], f"{read_units:,.0f} RRU"),
-        ("DynamoDB storage, one month", storage_gb * price["dynamodb_storage_per_gb_month"],
-         f"{storage_gb:.2f} GB of mentions kept {a['retention_days']:.0f} days"),
+        (
+            "DynamoDB storage, one month",
+            storage_gb * price["dynamodb_storage_per_gb_month"],
+            f"{storage_gb:.2f} GB of mentions kept {a['retention_days']:.0f} days",
+        ),
         ("CloudWatch Logs", log_gb * price["cloudwatch_logs_per_gb_ingested"], f"{log_gb:.2f} GB"),
     ]
     return rows
@@ -182,22 +197,34 @@ def _per_million(fig: dict[str, Any], price: dict[str, float], a: dict[str, floa
 def _per_incident(inc: dict[str, float], price: dict[str, float], a: dict[str, float]) -> list[tuple[str, float, str]]:
     callbacks = inc["sms_messages"] * a["status_callbacks_per_sms"] + 1  # + the inbound ACK webhook
     return [
-        ("SMS (US rate)", inc["sms_segments"] * price["sms_per_segment_us"],
-         f"{inc['sms_messages']:.0f} messages + ACK reply, {inc['sms_segments']:.0f} segments"),
-        ("API Gateway + Lambda (Twilio callbacks)", callbacks / 1e6 * (
-            price["apigw_rest_per_million_requests"] + price["lambda_per_million_requests"]),
-         f"{callbacks:.0f} requests"),
-        ("DynamoDB", inc["dynamodb_write_requests"] * 2 / 1e6 * price["dynamodb_per_million_write_units"]
-         + inc["dynamodb_read_requests"] / 1e6 * price["dynamodb_per_million_read_units"],
-         f"{inc['dynamodb_write_requests']:.0f} writes, {inc['dynamodb_read_requests']:.0f} reads"),
+        (
+            "SMS (US rate)",
+            inc["sms_segments"] * price["sms_per_segment_us"],
+            f"{inc['sms_messages']:.0f} messages + ACK reply, {inc['sms_segments']:.0f} segments",
+        ),
+        (
+            "API Gateway + Lambda (Twilio callbacks)",
+            callbacks / 1e6 * (price["apigw_rest_per_million_requests"] + price["lambda_per_million_requests"]),
+            f"{callbacks:.0f} requests",
+        ),
+        (
+            "DynamoDB",
+            inc["dynamodb_write_requests"] * 2 / 1e6 * price["dynamodb_per_million_write_units"]
+            + inc["dynamodb_read_requests"] / 1e6 * price["dynamodb_per_million_read_units"],
+            f"{inc['dynamodb_write_requests']:.0f} writes, {inc['dynamodb_read_requests']:.0f} reads",
+        ),
     ]
 
 
 def _fixed_monthly(price: dict[str, float], a: dict[str, float]) -> list[tuple[str, float, str]]:
     sweeps = 60 * 24 * 30
     return [
-        ("Sweeper (once a minute)", sweeps / 1e6 * price["lambda_per_million_requests"]
-         + sweeps * 0.2 * a["sweeper_memory_gb"] * price["lambda_per_gb_second"], f"{sweeps:,} invocations x 200 ms"),
+        (
+            "Sweeper (once a minute)",
+            sweeps / 1e6 * price["lambda_per_million_requests"]
+            + sweeps * 0.2 * a["sweeper_memory_gb"] * price["lambda_per_gb_second"],
+            f"{sweeps:,} invocations x 200 ms",
+        ),
     ]
 
 
@@ -216,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mentions", type=int, default=3000, help="mentions to replay when measuring ingest")
     parser.add_argument("--prices", type=Path, help="JSON overriding PRICES")
     args = parser.parse_args(argv)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     price = {**PRICES, **(json.loads(args.prices.read_text()) if args.prices else {})}
     fig = _ingest_figures(args.figures, args.mentions)
     if not fig.get("counted_exactly"):
@@ -226,11 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"measured: ingest {fig['mentions']:,} mentions in {fig['invocations']:,} batches of {fig['batch_size']}, "
         f"{fig['wcu_total']:,} WCU, {sum(fig['dynamodb_requests'].values()):,} DynamoDB requests, "
-        f"handler CPU {fig['handler_cpu_seconds']:.1f} s; incident: " + ", ".join(f"{k} {v:g}" for k, v in incident.items())
+        f"handler CPU {fig['handler_cpu_seconds']:.1f} s; incident: "
+        + ", ".join(f"{k} {v:g}" for k, v in incident.items())
     )
     per_million = _table("per million mentions", _per_million(fig, price, ASSUMPTIONS))
-    per_incident = _table("per incident (page, one escalation, ACK by SMS, notices)", _per_incident(
-        incident, price, ASSUMPTIONS))
+    per_incident = _table(
+        "per incident (page, one escalation, ACK by SMS, notices)", _per_incident(incident, price, ASSUMPTIONS)
+    )
     fixed = _table("fixed, per month", _fixed_monthly(price, ASSUMPTIONS))
     print(f"\nassumptions: {json.dumps(ASSUMPTIONS)}")
     print(

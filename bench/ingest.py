@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from klaxon import stack as local_stack
 
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # the bench prints its own figures
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     port = local_stack.free_port()
     proc = local_stack.start_moto(port)
     os.environ.update(local_stack.local_environment(port))

@@ -27,7 +27,9 @@ API_KEY = "api-key-from-ssm-" + uuid.uuid4().hex
 
 def _ssm() -> Any:
     return botocore.session.get_session().create_client(
-        "ssm", region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), endpoint_url=os.environ["AWS_ENDPOINT_URL"]
+        "ssm",
+        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        endpoint_url=os.environ["AWS_ENDPOINT_URL"],
     )
 
 
