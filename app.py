@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 import time
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,8 @@ from chalice import Chalice, ConvertToMiddleware, Response
 
 from chalicelib.config import load_secrets, settings
 
-load_secrets()  # deployed: secrets from SSM into the environment, once, before any handler runs
+if os.environ.get("LAMBDA_TASK_ROOT"):  # in Lambda, not while `chalice package` imports the app
+    load_secrets()  # secrets from SSM into the environment, once, before any handler runs
 
 from chalicelib import flows  # noqa: E402  (after the secrets: modules may read configuration)
 from chalicelib.incidents import service as incidents  # noqa: E402
@@ -272,7 +274,6 @@ def incident_page(code: str) -> Response:
 
 def _twilio_form(path: str) -> dict[str, str] | Response:
     """The form Twilio posted, if its X-Twilio-Signature matches the public URL it called."""
-    import os
 
     from chalicelib.paging.twilio_sms import verify_twilio_form
 
