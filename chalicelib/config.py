@@ -117,6 +117,15 @@ class Settings:
     counter_retention_days: int = 400
     counter_shards: int = 4
     brands_file: Path = field(default_factory=lambda: PROJECT_ROOT / "config" / "brands.yaml")
+    # Outbound webhooks (chalicelib/outbound): queue, subscribers, delivery timing.
+    outbound_queue_name: str = "klaxon-outbound"  # settings(): KLAXON_OUTBOUND_QUEUE_NAME, else <table prefix>-outbound
+    outbound_queue_url: str | None = None
+    subscribers_file: Path = field(default_factory=lambda: PROJECT_ROOT / "config" / "subscribers.yaml")
+    allow_local_subscribers: bool = False
+    outbound_timeout_seconds: int = 5
+    outbound_backoff_base_seconds: int = 30
+    outbound_backoff_cap_seconds: int = 900
+    outbound_max_receives: int = 8
 
     @property
     def mentions_table(self) -> str:
@@ -136,10 +145,12 @@ def settings() -> Settings:
     """Read the environment once per container (Lambda reuses it across invocations)."""
     env = os.environ.get
     brands_file = env("KLAXON_BRANDS_FILE")
+    subscribers_file = env("KLAXON_SUBSCRIBERS_FILE")
+    table_prefix = env("KLAXON_TABLE_PREFIX", "klaxon")
     return Settings(
         region=env("AWS_REGION") or env("AWS_DEFAULT_REGION") or "us-east-1",
         endpoint_url=env("AWS_ENDPOINT_URL") or None,
-        table_prefix=env("KLAXON_TABLE_PREFIX", "klaxon"),
+        table_prefix=table_prefix,
         queue_name=env("KLAXON_QUEUE_NAME", "klaxon-mentions"),
         queue_url=env("KLAXON_QUEUE_URL") or None,
         x_consumer_secret=secret("KLAXON_X_CONSUMER_SECRET", Settings.x_consumer_secret),
@@ -153,4 +164,16 @@ def settings() -> Settings:
         counter_retention_days=_int("KLAXON_COUNTER_RETENTION_DAYS", Settings.counter_retention_days),
         counter_shards=max(1, _int("KLAXON_COUNTER_SHARDS", Settings.counter_shards)),
         brands_file=Path(brands_file) if brands_file else PROJECT_ROOT / "config" / "brands.yaml",
+        outbound_queue_name=env("KLAXON_OUTBOUND_QUEUE_NAME") or f"{table_prefix}-outbound",
+        outbound_queue_url=env("KLAXON_OUTBOUND_QUEUE_URL") or None,
+        subscribers_file=Path(subscribers_file) if subscribers_file else PROJECT_ROOT / "config" / "subscribers.yaml",
+        allow_local_subscribers=env("KLAXON_ALLOW_LOCAL_SUBSCRIBERS", "") == "1",
+        outbound_timeout_seconds=max(1, _int("KLAXON_OUTBOUND_TIMEOUT_SECONDS", Settings.outbound_timeout_seconds)),
+        outbound_backoff_base_seconds=max(
+            0, _int("KLAXON_OUTBOUND_BACKOFF_BASE_SECONDS", Settings.outbound_backoff_base_seconds)
+        ),
+        outbound_backoff_cap_seconds=max(
+            0, _int("KLAXON_OUTBOUND_BACKOFF_CAP_SECONDS", Settings.outbound_backoff_cap_seconds)
+        ),
+        outbound_max_receives=max(1, _int("KLAXON_OUTBOUND_MAX_RECEIVES", Settings.outbound_max_receives)),
     )

@@ -117,13 +117,33 @@ def ensure_queues(queue_name: str) -> tuple[str, str]:
     return url, dlq_url
 
 
+def ensure_outbound_queues() -> tuple[str, str]:
+    """The outbound webhook queue and its DLQ (idempotent): settings().outbound_queue_name, maxReceiveCount
+    from settings (8 by default: the retry budget of chalicelib/outbound)."""
+    from chalicelib.config import settings
+    from chalicelib.ingest.queue import sqs_client
+
+    cfg, client = settings(), sqs_client()
+    dlq_url = client.create_queue(
+        QueueName=f"{cfg.outbound_queue_name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"}
+    )["QueueUrl"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(cfg.outbound_max_receives)}
+    url = client.create_queue(
+        QueueName=cfg.outbound_queue_name,
+        Attributes={"VisibilityTimeout": str(VISIBILITY_TIMEOUT), "RedrivePolicy": json.dumps(redrive)},
+    )["QueueUrl"]
+    return url, dlq_url
+
+
 def provision() -> tuple[str, str]:
-    """Tables and queues for the current environment's endpoint."""
+    """Tables and queues for the current environment's endpoint (returns the mention queue and its DLQ)."""
     from chalicelib.config import settings
     from chalicelib.store.tables import ensure_tables
 
     settings.cache_clear()
     ensure_tables()
+    ensure_outbound_queues()
     return ensure_queues(settings().queue_name)
 
 

@@ -20,6 +20,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import Settings, settings
 from chalicelib.observability import TIME_TO_ACKNOWLEDGE, seconds
+from chalicelib.outbound import service as outbound
 from chalicelib.store.models import IncidentItem, IncidentPointerItem, TimelineItem, bind
 
 TRIGGERED = "triggered"
@@ -132,6 +133,9 @@ def open_or_update(
             response_due=now + response_seconds if response_seconds else None,
             open_shard=_OPEN,
         )
+        first = timeline_entry(
+            incident_id, actor=trigger.actor, action="opened", channel=trigger.channel, detail=trigger.summary, at=now
+        )
         try:
             with TransactWrite(connection=_conn()) as tx:
                 tx.save(
@@ -143,17 +147,9 @@ def open_or_update(
                     condition=IncidentPointerItem.pk.does_not_exist(),
                 )
                 tx.save(incident, condition=IncidentItem.pk.does_not_exist())
-                tx.save(
-                    timeline_entry(
-                        incident_id,
-                        actor=trigger.actor,
-                        action="opened",
-                        channel=trigger.channel,
-                        detail=trigger.summary,
-                        at=now,
-                    )
-                )
+                tx.save(first)
             incident.version = 1
+            outbound.emit(incident, first)  # after the write; never raises (at-least-once, see outbound)
             return Opened(incident, created=True)
         except TransactWriteError as exc:
             reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
@@ -195,14 +191,16 @@ def _merge(incident_id: str, trigger: Trigger) -> IncidentItem:
             if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
                 continue
             raise
-        timeline_entry(
+        entry = timeline_entry(
             incident_id,
             actor=trigger.actor,
             action="spike_continues",
             channel=trigger.channel,
             detail=trigger.summary,
             at=now,
-        ).save()
+        )
+        entry.save()
+        outbound.emit(incident, entry)
         return incident
     raise RuntimeError(f"incident {incident_id} kept changing; merge abandoned")
 
@@ -242,6 +240,7 @@ def transition(
         actions.append(IncidentItem.first_response_at.set(now))
     if to_status == RESOLVED:
         actions += [IncidentItem.resolved_at.set(now), IncidentItem.open_shard.remove()]
+    entry = timeline_entry(incident_id, actor=actor, action=to_status, channel=channel, detail=detail, at=now)
     try:
         with TransactWrite(connection=_conn()) as tx:
             tx.update(incident, actions=actions, condition=IncidentItem.status == incident.status)
@@ -251,19 +250,22 @@ def transition(
                     condition=IncidentPointerItem.incident_id == incident_id,
                 )
                 tx.delete(IncidentPointerItem(f"code#{incident.code}", "code"))
-            tx.save(timeline_entry(incident_id, actor=actor, action=to_status, channel=channel, detail=detail, at=now))
+            tx.save(entry)
     except TransactWriteError as exc:
         raise InvalidTransition(f"incident {incident_id} changed concurrently; reload and retry") from exc
     if to_status == ACKNOWLEDGED:  # once per incident: the transaction above is conditional on status
         seconds(TIME_TO_ACKNOWLEDGE, now - incident.opened_at)
-    return get(incident_id)
+    updated = get(incident_id)
+    outbound.emit(updated, entry)  # acknowledged / resolved; other statuses come as statement events
+    return updated
 
 
 def record(incident_id: str, *, actor: str, action: str, channel: str, detail: str | None = None) -> TimelineItem:
     """Append a timeline entry (pages sent, drafts, approvals...) without changing status."""
-    get(incident_id)
+    incident = get(incident_id)
     entry = timeline_entry(incident_id, actor=actor, action=action, channel=channel, detail=detail, at=_now())
     entry.save(condition=TimelineItem.sk.does_not_exist())  # append-only: never overwrite an entry
+    outbound.emit(incident, entry)  # statement approved/published, response-time breach (others are ignored)
     return entry
 
 

@@ -1,0 +1,144 @@
+"""Event types, the subscriber configuration schema, and the queued message."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+EventType = Literal[
+    "incident.opened",
+    "incident.updated",
+    "incident.acknowledged",
+    "incident.resolved",
+    "statement.approved",
+    "statement.published",
+    "incident.response_time_breached",
+]
+EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+
+# Timeline actions (the facts the incident service already writes) -> the event each one is.
+# Anything else on the timeline (pages sent, drafts, edits...) is not sent outside.
+ACTION_EVENTS: dict[str, str] = {
+    "opened": "incident.opened",
+    "spike_continues": "incident.updated",
+    "acknowledged": "incident.acknowledged",
+    "resolved": "incident.resolved",
+    "statement_approval_complete": "statement.approved",
+    "statement_published": "statement.published",
+    "target_breached": "incident.response_time_breached",
+}
+
+Format = Literal["slack", "teams", "generic"]
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_ENV = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
+
+
+def address_is_public(address: str) -> bool:
+    """False for loopback, private, link-local (cloud metadata), multicast, reserved and unspecified."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_url(url: str, *, allow_local: bool) -> str:
+    """http(s) only, a host, no credentials in the URL; a literal private address or localhost is
+    refused unless local subscribers are allowed. (Names are resolved and checked again at delivery.)"""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"url must be http or https, not {parts.scheme or 'missing'!r}")
+    if not parts.hostname:
+        raise ValueError("url has no host")
+    if parts.username or parts.password:
+        raise ValueError("url must not carry credentials (user:password@)")
+    if not allow_local:
+        host = parts.hostname
+        if host == "localhost" or host.endswith(".localhost"):
+            raise ValueError("url points at localhost (set KLAXON_ALLOW_LOCAL_SUBSCRIBERS=1 for local testing)")
+        try:
+            public = address_is_public(host)
+        except ValueError:
+            public = True  # a name: checked after resolving, at delivery
+        if not public:
+            raise ValueError(
+                f"url points at a private or reserved address {host} (set KLAXON_ALLOW_LOCAL_SUBSCRIBERS=1 "
+                "for local testing)"
+            )
+    return url
+
+
+class Subscriber(BaseModel):
+    """One receiver: where, in which format, which events (and brands), and for generic its secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    url: str
+    format: Format
+    events: list[EventType] = Field(default_factory=lambda: list(EVENT_TYPES), min_length=1)
+    brands: list[str] | None = None
+    secret_env: str | None = None
+    """Name of the environment variable holding the Standard Webhooks secret (whsec_...; generic only)."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r}: use lowercase letters, digits, - and _ (at most 63)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        allow_local = bool((info.context or {}).get("allow_local"))
+        return check_url(value, allow_local=allow_local)
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV.match(value):
+            raise ValueError(f"{value!r} is not an environment variable name (A-Z, 0-9, _)")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_for_generic(self) -> Subscriber:
+        if self.format == "generic" and not self.secret_env:
+            raise ValueError("a generic subscriber needs secret_env (the variable holding its whsec_ secret)")
+        if self.format != "generic" and self.secret_env:
+            raise ValueError("secret_env is only used by the generic format (Slack and Teams URLs are the secret)")
+        return self
+
+    def wants(self, event_type: str, brand: str) -> bool:
+        return event_type in self.events and (self.brands is None or brand in self.brands)
+
+
+class SubscribersFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subscribers: list[Subscriber] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SubscribersFile:
+        seen: set[str] = set()
+        for s in self.subscribers:
+            if s.name in seen:
+                raise ValueError(f"subscriber name {s.name!r} is used twice")
+            seen.add(s.name)
+        return self
+
+
+class Message(BaseModel):
+    """The SQS message body: one event for one subscriber. Rendered and signed at delivery."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    v: int = 1
+    event_id: str
+    type: str
+    occurred_at: float
+    subscriber: str
+    data: dict[str, Any]

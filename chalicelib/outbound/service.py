@@ -1,0 +1,308 @@
+"""Emit incident events to subscribers through SQS, and deliver them (the `outbound` SQS handler).
+
+Delivery is at-least-once, per (event, subscriber):
+- `emit` runs after the incident write has succeeded and enqueues one message per interested
+  subscriber, so a failing subscriber never holds up another. It never raises: an enqueue failure
+  is logged and counted (OutboundEnqueueFailed) and the incident write stands. Known gap: if SQS is
+  down, or the process dies between the DynamoDB write and the enqueue, that event is not sent
+  (nothing re-emits from the timeline yet; the sweeper could, since event ids are stable).
+- Each event's id is derived from the incident id and the timeline entry's sort key, so a re-emit
+  of the same fact carries the same `webhook-id` and receivers can drop duplicates.
+- `deliver_batch` POSTs with a short timeout: 2xx done; 3xx/4xx (except 408/429) permanent, logged
+  and counted, not retried; 5xx, 408, 429, timeouts and connection errors are reported in
+  `batchItemFailures` after setting the message's visibility timeout to an exponential backoff
+  (base x 2^(receives-1), capped, jittered; Retry-After honoured up to the cap). After the queue's
+  maxReceiveCount receives, SQS moves the message to the DLQ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from chalicelib.config import Settings, settings
+from chalicelib.observability import count, logger
+from chalicelib.outbound.config import subscribers
+from chalicelib.outbound.formats import MissingSecret, render
+from chalicelib.outbound.models import ACTION_EVENTS, Message, Subscriber, address_is_public
+
+ENQUEUED = "OutboundEnqueued"
+ENQUEUE_FAILED = "OutboundEnqueueFailed"
+DELIVERED = "OutboundDelivered"
+RETRIED = "OutboundRetried"
+DROPPED = "OutboundDropped"  # permanent failures: 4xx, refused address, unknown subscriber
+
+MAX_VISIBILITY = 43200  # SQS's limit (12 h)
+_SQS_BATCH = 10
+_INCIDENT_KEYS = (
+    "id",
+    "code",
+    "brand",
+    "playbook",
+    "severity",
+    "status",
+    "summary",
+    "opened_at",
+    "observed",
+    "expected",
+    "peak_ratio",
+    "alarms",
+    "acknowledged_by",
+    "breaches",
+)
+
+
+# --- emit -------------------------------------------------------------------------------------
+
+
+def event_id(incident_id: str, timeline_sk: str) -> str:
+    """Stable per fact: the same timeline entry always yields the same id (the Standard Webhooks webhook-id)."""
+    return "evt_" + hashlib.sha256(f"{incident_id}|{timeline_sk}".encode()).hexdigest()[:32]
+
+
+def _link(code: str | None, status: str | None) -> str | None:
+    base = os.environ.get("KLAXON_PUBLIC_URL")
+    if not base or not code or status == "resolved":  # a resolved incident's short code is released
+        return None
+    return f"{base.rstrip('/')}/i/{code}"
+
+
+def event_data(incident: Any, entry: Any) -> dict[str, Any]:
+    snapshot = {k: getattr(incident, k, None) for k in _INCIDENT_KEYS}
+    snapshot["breaches"] = list(snapshot["breaches"] or [])
+    return {
+        "incident": snapshot,
+        "action": entry.action,
+        "actor": entry.actor,
+        "channel": entry.channel,
+        "detail": entry.detail,
+        "seq": entry.sk,
+        "link": _link(snapshot["code"], snapshot["status"]),
+    }
+
+
+def emit(incident: Any, entry: Any, cfg: Settings | None = None) -> int:
+    """Enqueue the event this timeline entry is (if any) for each subscriber that wants it; how many.
+
+    Call only after the write that produced `entry` succeeded. Never raises (see the module docstring:
+    at-least-once, and a lost enqueue is a known gap).
+    """
+    try:
+        event_type = ACTION_EVENTS.get(entry.action)
+        if event_type is None:
+            return 0
+        cfg = cfg or settings()
+        wanted = [s for s in subscribers(cfg) if s.wants(event_type, incident.brand)]
+        if not wanted:
+            return 0
+        data = event_data(incident, entry)
+        evt = event_id(incident.id, entry.sk)
+        bodies = [
+            Message(event_id=evt, type=event_type, occurred_at=entry.at, subscriber=s.name, data=data).model_dump_json()
+            for s in wanted
+        ]
+        _send(bodies, cfg)
+    except Exception:
+        logger.exception(
+            "outbound enqueue failed; the incident write stands",
+            extra={"incident_id": getattr(incident, "id", None), "action": getattr(entry, "action", None)},
+        )
+        count(ENQUEUE_FAILED)
+        return 0
+    count(ENQUEUED, len(bodies))
+    return len(bodies)
+
+
+def outbound_queue_url(cfg: Settings | None = None) -> str:
+    from chalicelib.ingest.queue import _queue_url
+
+    cfg = cfg or settings()
+    return cfg.outbound_queue_url or _queue_url(cfg.endpoint_url, cfg.region, cfg.outbound_queue_name)
+
+
+def _send(bodies: list[str], cfg: Settings) -> None:
+    from chalicelib.ingest.queue import sqs_client
+
+    client, url = sqs_client(cfg), outbound_queue_url(cfg)
+    for start in range(0, len(bodies), _SQS_BATCH):
+        entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + _SQS_BATCH])]
+        for _attempt in range(2):
+            failed = client.send_message_batch(QueueUrl=url, Entries=entries).get("Failed", [])
+            if not failed:
+                break
+            ids = {f["Id"] for f in failed}
+            entries = [e for e in entries if e["Id"] in ids]
+        else:
+            raise RuntimeError(f"SQS refused {len(entries)} outbound message(s): {failed[0].get('Code')}")
+
+
+# --- deliver ----------------------------------------------------------------------------------
+
+DONE, PERMANENT, RETRY = "done", "permanent", "retry"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # DONE | PERMANENT | RETRY
+    reason: str
+    retry_after: float | None = None
+
+
+def classify(status: int) -> str:
+    if 200 <= status < 300:
+        return DONE
+    if status in (408, 429) or status >= 500:
+        return RETRY
+    return PERMANENT  # 3xx (redirects are not followed) and other 4xx: retrying will not help
+
+
+def backoff_seconds(receive_count: int, cfg: Settings, rand: Callable[[float, float], float] = random.uniform) -> int:
+    """base x 2^(receives-1), capped, with equal jitter (half fixed, half random)."""
+    ceiling = min(cfg.outbound_backoff_cap_seconds, cfg.outbound_backoff_base_seconds * 2 ** max(0, receive_count - 1))
+    return int(min(MAX_VISIBILITY, rand(ceiling / 2, ceiling)))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: a receiver must not bounce us to an internal address."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+@lru_cache(maxsize=1)
+def _opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_NoRedirect())
+
+
+def _resolves_public(host: str, port: int) -> bool:
+    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    return bool(infos) and all(address_is_public(str(info[4][0]).split("%")[0]) for info in infos)
+
+
+def post(subscriber: Subscriber, body: bytes, headers: dict[str, str], cfg: Settings) -> Outcome:
+    """One HTTP attempt, classified."""
+    parts = urlsplit(subscriber.url)
+    try:
+        if not cfg.allow_local_subscribers and not _resolves_public(
+            parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        ):
+            return Outcome(PERMANENT, "refused: the host resolves to a private or reserved address")
+    except OSError as exc:  # DNS failure: may be transient
+        return Outcome(RETRY, f"cannot resolve host: {exc}")
+    request = urllib.request.Request(subscriber.url, data=body, headers=headers, method="POST")
+    try:
+        with _opener().open(request, timeout=cfg.outbound_timeout_seconds) as response:
+            response.read(1024)
+            return Outcome(classify(response.status), f"HTTP {response.status}")
+    except urllib.error.HTTPError as exc:
+        retry_after = None
+        raw = exc.headers.get("Retry-After") if exc.headers else None
+        if raw and raw.strip().isdigit():
+            retry_after = float(raw.strip())
+        return Outcome(classify(exc.code), f"HTTP {exc.code}", retry_after)
+    except (urllib.error.URLError, OSError) as exc:  # timeouts, refused connections, TLS errors
+        return Outcome(RETRY, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
+
+
+@dataclass
+class _Result:
+    record: dict[str, Any]
+    subscriber: str
+    outcome: Outcome
+
+
+def _deliver_group(
+    subscriber: Subscriber | None, records: list[tuple[dict[str, Any], Message]], cfg: Settings
+) -> list[_Result]:
+    """One subscriber's records, in batch order. After a retryable failure the rest wait for the
+    next try without an attempt, so a dead receiver costs one timeout per batch, not ten."""
+    results: list[_Result] = []
+    blocked: Outcome | None = None
+    for record, message in records:
+        if subscriber is None:
+            outcome = Outcome(PERMANENT, "subscriber no longer configured")
+        elif blocked is not None:
+            outcome = Outcome(RETRY, f"not tried: {blocked.reason}", blocked.retry_after)
+        else:
+            try:
+                secret = os.environ.get(subscriber.secret_env) if subscriber.secret_env else None
+                body, headers = render(subscriber, message, now=time.time(), secret=secret)
+                outcome = post(subscriber, body, headers, cfg)
+            except MissingSecret as exc:
+                outcome = Outcome(RETRY, str(exc))
+            except Exception as exc:  # a bug rendering one message must not sink the batch
+                logger.exception("outbound render failed", extra={"subscriber": subscriber.name})
+                outcome = Outcome(RETRY, f"{type(exc).__name__}: {exc}")
+            if outcome.kind == RETRY:
+                blocked = outcome
+        results.append(_Result(record, message.subscriber, outcome))
+    return results
+
+
+def _queue_url_from_arn(arn: str, cfg: Settings) -> str:
+    from chalicelib.ingest.queue import _queue_url
+
+    return _queue_url(cfg.endpoint_url, cfg.region, arn.rsplit(":", 1)[-1])
+
+
+def deliver_batch(event: dict[str, Any], cfg: Settings | None = None) -> dict[str, Any]:
+    """The `outbound` SQS handler: deliver each record, return the partial-batch response.
+
+    Records of different subscribers are delivered concurrently; a failed record is reported in
+    `batchItemFailures` with its visibility set to the backoff, so only it comes back, later.
+    """
+    cfg = cfg or settings()
+    configured = {s.name: s for s in subscribers(cfg)}  # an invalid file raises: the whole batch retries
+    groups: dict[str, list[tuple[dict[str, Any], Message]]] = {}
+    results: list[_Result] = []
+    for record in event.get("Records", []):
+        try:
+            message = Message.model_validate_json(record["body"])
+        except Exception as exc:  # malformed: keep it for inspection (it reaches the DLQ)
+            results.append(_Result(record, "?", Outcome(RETRY, f"malformed message: {exc}"[:200])))
+            continue
+        groups.setdefault(message.subscriber, []).append((record, message))
+    if groups:
+        with ThreadPoolExecutor(max_workers=min(8, len(groups)), thread_name_prefix="outbound") as pool:
+            futures = [pool.submit(_deliver_group, configured.get(name), recs, cfg) for name, recs in groups.items()]
+            for future in futures:
+                results.extend(future.result())
+    failures = []
+    for r in results:
+        receives = int((r.record.get("attributes") or {}).get("ApproximateReceiveCount", "1") or 1)
+        log = {"subscriber": r.subscriber, "message_id": r.record.get("messageId"), "reason": r.outcome.reason}
+        if r.outcome.kind == DONE:
+            count(DELIVERED)
+            continue
+        if r.outcome.kind == PERMANENT:
+            logger.warning("outbound delivery dropped (permanent failure)", extra=log)
+            count(DROPPED)
+            continue
+        delay = backoff_seconds(receives, cfg)
+        if r.outcome.retry_after is not None:
+            delay = max(delay, int(min(r.outcome.retry_after, cfg.outbound_backoff_cap_seconds)))
+        try:
+            from chalicelib.ingest.queue import sqs_client
+
+            sqs_client(cfg).change_message_visibility(
+                QueueUrl=_queue_url_from_arn(r.record["eventSourceARN"], cfg),
+                ReceiptHandle=r.record["receiptHandle"],
+                VisibilityTimeout=delay,
+            )
+        except Exception as exc:  # the queue's own visibility timeout applies instead
+            log["visibility_error"] = str(exc)[:200]
+        logger.info("outbound delivery will be retried", extra={**log, "receives": receives, "delay": delay})
+        count(RETRIED)
+        failures.append({"itemIdentifier": r.record["messageId"]})
+    return {"batchItemFailures": failures}
