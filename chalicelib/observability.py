@@ -90,6 +90,14 @@ def middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
     correlation_id = _correlation_id(event)
     if correlation_id:
         logger.set_correlation_id(correlation_id)
+    params = getattr(event, "uri_params", None) or {}  # staff API routes name their incident or brand
+    keys = {
+        key: str(params[name])[:64]
+        for key, name in (("incident_id", "incident_id"), ("brand", "brand"))
+        if name in params
+    }
+    if keys:
+        logger.append_keys(**keys)
     try:
         return get_response(event)
     finally:

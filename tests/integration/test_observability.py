@@ -88,3 +88,21 @@ def test_time_to_acknowledge_is_measured_once_per_incident(env: Any, capfd: pyte
     observability.flush()
     values = _metric_values(_emf(capfd.readouterr().out), observability.TIME_TO_ACKNOWLEDGE)
     assert len(values) == 1 and 0 <= values[0] < 60
+
+
+def test_staff_api_log_lines_carry_the_incident_id(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    log_stream = io.StringIO()
+    monkeypatch.setattr(observability.logger.registered_handler, "stream", log_stream)
+    from chalicelib.config import settings
+
+    response = env.client.http.post(
+        "/incidents/inc_1_abc/acknowledge",
+        body=b"{}",
+        headers={"x-api-key": settings().api_key, "content-type": "application/json"},
+    )
+    assert response.status_code == 404
+    observability.logger.info("probe")  # written with the keys of the last request
+    assert env.client.http.get("/health").status_code == 200
+    observability.logger.info("probe")  # the next invocation starts without them
+    probes = [json.loads(line) for line in log_stream.getvalue().splitlines() if '"probe"' in line]
+    assert [p.get("incident_id") for p in probes] == ["inc_1_abc", None]
