@@ -54,6 +54,8 @@ ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 MAX_BODY_CHARS = 1600
 PRICE_PER_SEGMENT = "0.00790"
+WEBHOOK_TIMEOUT_SECONDS = 15.0
+"""Twilio waits 15 s in total for a webhook's HTTP response, then gives up (error 11205)."""
 
 DELIVERY_ERRORS = {
     30001: "Queue overflow",
@@ -103,6 +105,8 @@ class FakeMessage:
     error_message: str | None = None
     price: str | None = None
     statuses: list[str] = field(default_factory=list)
+    received_at: float = 0.0
+    """`time.perf_counter()` when the fake had read the whole create request (benchmarks: same process)."""
 
     @property
     def uri(self) -> str:
@@ -180,6 +184,15 @@ class _TwilioError(Exception):
         }
 
 
+class _Server(ThreadingHTTPServer):
+    """socketserver listens with a backlog of 5: a burst of concurrent senders (50 sweepers at once)
+    overflows it and the kernel resets connections, which Twilio's API never does and which the
+    sender must treat as "maybe sent" (never resent). A real server's backlog is far deeper."""
+
+    request_queue_size = 512
+    daemon_threads = True
+
+
 class FakeTwilio:
     """The fake's state and knobs; start it with `running_fake_twilio()`.
 
@@ -217,8 +230,7 @@ class FakeTwilio:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> FakeTwilio:
-        self._server = ThreadingHTTPServer((LOOPBACK, self._requested_port), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _Server((LOOPBACK, self._requested_port), _handler_for(self))
         server = self._server
         for target, name in (
             (lambda: server.serve_forever(poll_interval=0.05), "fake-twilio-http"),
@@ -281,6 +293,12 @@ class FakeTwilio:
     def requests(self) -> list[ApiRequest]:
         with self._lock:
             return list(self._requests)
+
+    def messages_after(self, count: int) -> list[FakeMessage]:
+        """Outbound messages after the first `count` (copies), without copying all of them as `messages` does."""
+        with self._lock:
+            outbound = [m for m in self._all if m.direction == "outbound-api"]
+            return [replace(m, statuses=list(m.statuses)) for m in outbound[count:]]
 
     def message(self, sid: str) -> FakeMessage:
         with self._lock:
@@ -409,9 +427,9 @@ class FakeTwilio:
             self._changed.notify_all()
 
     def handle(
-        self, method: str, path: str, query: str, authorization: str, body: bytes
+        self, method: str, path: str, query: str, authorization: str, body: bytes, received_at: float = 0.0
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """One API request → (HTTP status, JSON body, extra headers)."""
+        """One API request → (HTTP status, JSON body, extra headers); `received_at` is when it was read."""
         fault = self._take_fault()
         if fault and fault.hang_seconds:
             self._stopping.wait(fault.hang_seconds)
@@ -420,12 +438,12 @@ class FakeTwilio:
             extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return fault.status, _TwilioError(fault.status, code, message).body(), extra
         try:
-            return self._route(method, path, query, authorization, body)
+            return self._route(method, path, query, authorization, body, received_at)
         except _TwilioError as err:
             return err.status, err.body(), err.headers
 
     def _route(
-        self, method: str, path: str, query: str, authorization: str, body: bytes
+        self, method: str, path: str, query: str, authorization: str, body: bytes, received_at: float = 0.0
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         match = re.fullmatch(rf"/{API_VERSION}/Accounts/([^/]+)/Messages(?:/([^/]+))?\.json", path)
         if not match:
@@ -434,7 +452,7 @@ class FakeTwilio:
         sid = match.group(2)
         if method == "POST" and sid is None:
             form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-            return 201, self._create(form).resource(), {}
+            return 201, self._create(form, received_at).resource(), {}
         if method == "GET" and sid is not None:
             try:
                 return 200, self.message(sid).resource(), {}
@@ -463,7 +481,7 @@ class FakeTwilio:
             resource = f"/{API_VERSION}/Accounts/{path_account}"
             raise _TwilioError(404, 20404, f"The requested resource {resource} was not found")
 
-    def _create(self, form: Mapping[str, str]) -> FakeMessage:
+    def _create(self, form: Mapping[str, str], received_at: float = 0.0) -> FakeMessage:
         to = form.get("To", "")
         from_ = form.get("From") or None
         service = form.get("MessagingServiceSid") or None
@@ -501,6 +519,7 @@ class FakeTwilio:
             date_updated=now,
             status_callback=callback,
             messaging_service_sid=service,
+            received_at=received_at,
         )
         message.statuses.append(message.status)
         outcome = self.fail_numbers.get(to)
@@ -605,7 +624,7 @@ class FakeTwilio:
     def _post_callback(self, url: str, params: dict[str, str]) -> None:
         signature = self._sign(url, params)
         try:
-            status, _, _ = _post_form(url, params, signature, timeout=5.0)
+            status, _, _ = _post_form(url, params, signature, timeout=WEBHOOK_TIMEOUT_SECONDS)
             attempt = CallbackAttempt(url, params, signature, status)
         except OSError as exc:  # receiver down: Twilio logs it (11200) and moves on; so do we
             attempt = CallbackAttempt(url, params, signature, None, f"{type(exc).__name__}: {exc}")
@@ -645,9 +664,12 @@ def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            received_at = time.perf_counter()
             parts = urlsplit(self.path)
             authorization = self.headers.get("Authorization") or ""
-            status, payload, extra = fake.handle(self.command, parts.path, parts.query, authorization, body)
+            status, payload, extra = fake.handle(
+                self.command, parts.path, parts.query, authorization, body, received_at
+            )
             data = json.dumps(payload).encode("utf-8")
             fake._log_request(self.command, parts.path, status)
             try:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,7 +50,7 @@ from chalicelib.paging import messages
 from chalicelib.paging.oncall import UnknownTarget, resolve_targets
 from chalicelib.paging.sms import DeliveryState, SendErrorKind, SentMessage, SmsSender, SmsSendError
 from chalicelib.paging.twilio_sms import TwilioNotConfigured, default_sender, mask, parse_status_callback
-from chalicelib.playbooks.loader import default_playbooks, load_roster
+from chalicelib.playbooks.loader import default_playbooks, default_roster_file, load_roster
 from chalicelib.playbooks.models import EscalationPolicy, Person, Playbook, Roster
 from chalicelib.store.models import EscalationItem, IncidentItem, PageItem, bind
 
@@ -125,6 +126,22 @@ class _DefaultSender:
 
 def _sender(sender: SmsSender | None) -> SmsSender:
     return sender if sender is not None else _DefaultSender()
+
+
+def deployed_roster() -> Roster:
+    """The roster file, validated once per container (again only if the file changes).
+
+    `load_roster()` parses and validates the whole YAML (20-30 ms): too slow to repeat between an
+    alarm and its first page, or in every sweep. Handlers should pass this one to the paging calls.
+    """
+    path = default_roster_file()
+    stat = path.stat()
+    return _roster_at(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _roster_at(path: str, mtime_ns: int, size: int) -> Roster:
+    return load_roster(Path(path))
 
 
 def public_url() -> str | None:
@@ -224,12 +241,49 @@ def _record(incident_id: str, action: str, detail: str, actor: str = "klaxon", c
         log.exception("timeline_record_failed incident=%s action=%s", incident_id, action)
 
 
+def _record_at(incident_id: str, action: str, detail: str, at: float) -> None:
+    """A timeline entry stamped `at` (wall clock), for an incident the caller holds: written after
+    the pages so it costs the page no time, yet sorted where it happened."""
+    try:
+        entry = incidents.timeline_entry(
+            incident_id, actor="klaxon", action=action, channel="sms", detail=detail, at=at
+        )
+        entry.save(condition=type(entry).sk.does_not_exist())
+    except Exception:  # noqa: BLE001 - as in _record
+        log.exception("timeline_record_failed incident=%s action=%s", incident_id, action)
+
+
 def get_escalation(incident_id: str) -> EscalationItem | None:
     bind()
     try:
         return EscalationItem.get(f"incident#{incident_id}", STATE_SK, consistent_read=True)
     except DoesNotExist:
         return None
+
+
+def _escalation_and_incident(incident_id: str) -> tuple[EscalationItem | None, IncidentItem | None]:
+    """Both items the sweep needs for one escalation, in one strongly consistent BatchGetItem
+    (one round trip instead of two, per escalation and sweep, at the same read cost)."""
+    bind()
+    pk = {"S": f"incident#{incident_id}"}
+    table = EscalationItem.Meta.table_name
+    client = EscalationItem._get_connection().connection.client  # type: ignore[attr-defined]
+    response = client.batch_get_item(
+        RequestItems={table: {"Keys": [{"pk": pk, "sk": {"S": STATE_SK}}, {"pk": pk, "sk": {"S": "meta"}}],
+                              "ConsistentRead": True}}
+    )
+    if response.get("UnprocessedKeys"):  # throttled: read them one by one (each raises or answers)
+        try:
+            return get_escalation(incident_id), incidents.get(incident_id)
+        except incidents.IncidentNotFound:
+            return get_escalation(incident_id), None
+    by_sk = {item["sk"]["S"]: item for item in response["Responses"].get(table, [])}
+    esc = by_sk.get(STATE_SK)
+    incident = by_sk.get("meta")
+    return (
+        EscalationItem.from_raw_data(esc) if esc else None,
+        IncidentItem.from_raw_data(incident) if incident else None,
+    )
 
 
 def pages(incident_id: str, position: str | None = None) -> list[PageItem]:
@@ -337,17 +391,31 @@ def _label(page: PageItem) -> str:
 
 
 def _page_position(
-    esc: EscalationItem, incident: IncidentItem, roster: Roster, sender: SmsSender, now: float
+    esc: EscalationItem,
+    incident: IncidentItem,
+    roster: Roster,
+    sender: SmsSender,
+    now: float,
+    *,
+    fresh: bool = False,
+    judge: bool = True,
 ) -> tuple[Outcome, bool]:
     """Page everyone the current position targets who has no page record yet; retry due `send_failed` ones.
 
     Safe to call any number of times, concurrently: each send is preceded by a conditional write
     that only one caller wins. Returns the outcome and whether every page of the position failed.
+
+    `fresh`: this caller has just moved the escalation to this position (or is creating it), so
+    no page of it can be waiting for a retry: skip listing them, and go straight to the
+    conditional puts, which alone decide who sends. One read fewer before the first page.
+    `judge=False`: the caller decides about "every page failed" itself (False is returned).
     """
     out = Outcome()
     position = _position(esc)
     people = {p.id: p for p in roster.people}
-    existing = {p.person: p for p in pages(esc.incident_id, position)}
+    listed = [] if fresh else pages(esc.incident_id, position)
+    existing = {p.person: p for p in listed}
+    changed = fresh
     for person_id in targets_of(esc):
         person = people.get(person_id)
         if person is None:
@@ -374,6 +442,7 @@ def _page_position(
                 if _conditional_failed(exc):
                     continue  # another sweeper claimed this page: it sends, we do not
                 raise
+            changed = True
             _send(page, person, incident, sender, now, out)
             existing[person_id] = page
         elif page.state == SEND_FAILED and (page.next_attempt_at or 0) <= now:
@@ -388,8 +457,10 @@ def _page_position(
                 if _conditional_failed(exc):
                     continue  # another sweeper is retrying it
                 raise
+            changed = True
             _send(page, person, incident, sender, now, out)
         elif page.state == SENDING and now - float(page.updated_at) > STALE_SENDING_SECONDS:
+            changed = True
             try:
                 page.update(
                     actions=[PageItem.state.set(UNKNOWN), PageItem.updated_at.set(now)],
@@ -399,7 +470,11 @@ def _page_position(
             except UpdateError as exc:
                 if not _conditional_failed(exc):
                     raise
-    return out, _all_failed(esc, pages(esc.incident_id, position))
+    # Whoever makes a page fail checks this after its own write (sender, status callback), so a
+    # caller that changed nothing may judge by what it listed: the last failure is never missed.
+    if not judge:
+        return out, False
+    return out, _all_failed(esc, pages(esc.incident_id, position) if changed else listed)
 
 
 def _failed(page: PageItem) -> bool:
@@ -500,9 +575,19 @@ def start_escalation(
 
     Call it when `incidents.open_or_update` returns `created=True`. Repeating the call (a retried
     Lambda) pages nobody twice.
+
+    This is the path from an alarm to its first page, so it makes one DynamoDB call before the
+    first SMS: that page's claim (conditional put, as always before a send). The escalation item
+    is written right after the step's pages (conditional on not existing: one caller creates
+    it), then the "escalation_started" entry, stamped with the time this call began so that it
+    still sorts before the pages. Racing callers each claim step 0's pages (one wins each) and
+    each try to create the item (one wins); the losers page whatever the winner's item says, as
+    before. If the sends raise, the item is still written; if the process dies mid-send, the
+    next sweep starts the escalation (and finds the page claimed).
     """
     bind()
     clock = _ts(now)
+    wall = time.time()
     policy = policy_for(roster, playbook.escalation_policy)
     esc = EscalationItem(
         f"incident#{incident.id}",
@@ -522,26 +607,45 @@ def start_escalation(
         open_shard=ESCALATING,
         opened_at=clock,
     )
+    chosen = _sender(sender)
+    paging_now = incident.status == incidents.TRIGGERED
+    try:
+        if paging_now:
+            _page_position(esc, incident, roster, chosen, clock, fresh=True, judge=False)
+    finally:  # also when a send raised: the escalation must exist for the sweep to carry it on
+        created = _create(esc)
+        if created:
+            _record_at(incident.id, "escalation_started", f"policy {policy.name}: {', '.join(targets_of(esc))}", wall)
+    if created:
+        # Judged only now that the item exists: a failed-delivery callback that came in before
+        # it did found no escalation to advance, so this read is what sees that failure.
+        if paging_now and _all_failed(esc, pages(incident.id, _position(esc))):
+            _advance_early(incident.id, _position(esc), roster, chosen, clock)
+            return get_escalation(incident.id) or esc
+        return esc
+    existing = get_escalation(incident.id)
+    assert existing is not None
+    if existing.phase != DONE and paging_now and _page_and_follow(existing, incident, roster, chosen, clock).advanced:
+        return get_escalation(incident.id) or existing
+    return existing
+
+
+def _create(esc: EscalationItem) -> bool:
+    """Write a new escalation item; False if the incident already has one."""
     try:
         esc.save()  # a new item with no version: conditional on not existing
-        _record(incident.id, "escalation_started", f"policy {policy.name}: {', '.join(targets_of(esc))}")
     except PutError as exc:
-        if not _conditional_failed(exc):
-            raise
-        existing = get_escalation(incident.id)
-        assert existing is not None
-        esc = existing
-    if esc.phase != DONE and incident.status == incidents.TRIGGERED:
-        _page_and_follow(esc, incident, roster, _sender(sender), clock)
-        return get_escalation(incident.id) or esc
-    return esc
+        if _conditional_failed(exc):
+            return False
+        raise
+    return True
 
 
 def _page_and_follow(
-    esc: EscalationItem, incident: IncidentItem, roster: Roster, sender: SmsSender, now: float
+    esc: EscalationItem, incident: IncidentItem, roster: Roster, sender: SmsSender, now: float, *, fresh: bool = False
 ) -> Outcome:
     """Page the current position; if nobody at it can be reached, move on at once."""
-    out, all_failed = _page_position(esc, incident, roster, sender, now)
+    out, all_failed = _page_position(esc, incident, roster, sender, now, fresh=fresh)
     if all_failed:
         out.merge(_advance_early(esc.incident_id, _position(esc), roster, sender, now))
     return out
@@ -549,13 +653,12 @@ def _page_and_follow(
 
 def _sweep_one(esc: EscalationItem, roster: Roster, sender: SmsSender, now: float) -> Outcome:
     out = Outcome()
-    fresh = get_escalation(esc.incident_id)  # the index is eventually consistent; the item is not
+    # The index is eventually consistent; the items are not.
+    fresh, incident = _escalation_and_incident(esc.incident_id)
     if fresh is None or fresh.phase == DONE:
         return out
     esc = fresh
-    try:
-        incident = incidents.get(esc.incident_id)
-    except incidents.IncidentNotFound:
+    if incident is None:
         if _stop(esc, "incident_missing", now):
             out.stopped.append(esc.incident_id)
         return out
@@ -563,18 +666,20 @@ def _sweep_one(esc: EscalationItem, roster: Roster, sender: SmsSender, now: floa
         if _stop(esc, incident.status, now):
             out.stopped.append(esc.incident_id)
         return out
+    moved_here = False
     if now >= float(esc.due):
         moved = _advance(esc, roster, now, "no acknowledgement in time")
         if moved is None:  # another sweeper moved it: page what it now says (idempotent)
             moved = get_escalation(esc.incident_id)
         elif moved.phase != DONE:
             out.advanced.append(esc.incident_id)
+            moved_here = True
         else:
             out.stopped.append(esc.incident_id)
         if moved is None or moved.phase == DONE:
             return out
         esc = moved
-    return out.merge(_page_and_follow(esc, incident, roster, sender, now))
+    return out.merge(_page_and_follow(esc, incident, roster, sender, now, fresh=moved_here))
 
 
 def _advance_early(incident_id: str, position: str, roster: Roster, sender: SmsSender, now: float) -> Outcome:
@@ -593,7 +698,7 @@ def _advance_early(incident_id: str, position: str, roster: Roster, sender: SmsS
         if moved is None or moved.phase == DONE:
             return out
         out.advanced.append(incident_id)
-        paged, all_failed = _page_position(moved, incident, roster, sender, now)
+        paged, all_failed = _page_position(moved, incident, roster, sender, now, fresh=True)
         out.merge(paged)
         if not all_failed:
             return out
@@ -622,16 +727,20 @@ def sweep(
     one failure a pager must not have. `playbooks` (default: the deployed ones) are read only then.
     """
     clock = _ts(now)
-    chosen = roster or load_roster()
+    chosen = roster or deployed_roster()
     chosen_sender = _sender(sender)
     out = Outcome()
-    for esc in open_escalations():
+    listed = open_escalations()
+    for esc in listed:
         try:
             out.merge(_sweep_one(esc, chosen, chosen_sender, clock))
         except Exception:  # noqa: BLE001 - one broken escalation must not stop the others
             log.exception("sweep_failed incident=%s", esc.incident_id)
+    escalating = {esc.incident_id for esc in listed}  # these have one: no need to read it again
     for incident in incidents.open_incidents():
-        if incident.status != incidents.TRIGGERED or get_escalation(incident.id) is not None:
+        if incident.status != incidents.TRIGGERED or incident.id in escalating:
+            continue
+        if get_escalation(incident.id) is not None:
             continue
         by_id = {p.id: p for p in (default_playbooks() if playbooks is None else playbooks)}
         playbook = by_id.get(incident.playbook)
@@ -811,6 +920,6 @@ def handle_status_callback(
     esc = get_escalation(page.incident_id)
     if esc is None or esc.phase == DONE or _position(esc) != page.position:
         return "failed"
-    chosen = roster or load_roster()
+    chosen = roster or deployed_roster()
     outcome = _advance_early(page.incident_id, page.position, chosen, _sender(sender), clock)
     return "failed_advanced" if outcome.advanced else "failed"

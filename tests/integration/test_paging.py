@@ -139,9 +139,11 @@ class Paging:
     receiver: _Receiver
     playbook: Playbook
 
-    def open_incident(self, summary: str = "neg 212/5min, 9.2x usual (expected 23)") -> incidents.IncidentItem:
+    def open_incident(
+        self, summary: str = "neg 212/5min, 9.2x usual (expected 23)", brand: str = "acme-telecom"
+    ) -> incidents.IncidentItem:
         opened = incidents.open_or_update(
-            brand="acme-telecom",
+            brand=brand,
             playbook=self.playbook.id,
             severity="sev1",
             trigger=incidents.Trigger(actor="detector", channel="ingest", summary=summary, observed=212,
@@ -346,13 +348,20 @@ def test_failed_delivery_advances_at_once_when_nobody_at_the_step_can_receive(pg
     paging.start_escalation(incident, pg.playbook, ROSTER, T0)
     pg.fake.wait_for_status(pg.fake.messages[0].sid, "undelivered")  # its callback has been answered
     assert pg.sent_to() == ["sarah-whitfield", "omar-haddad", "james-okafor"]
-    assert "failed_advanced" in pg.receiver.statuses()
+    # Moved on by the callback, or (if it came before the escalation item was written, right
+    # after step 1's pages) by start_escalation's own check: once, either way.
+    statuses = pg.receiver.statuses()
+    assert statuses.count("failed") + statuses.count("failed_advanced") == 1
     sarah = paging.pages(incident.id, "r00s00")[0]
     assert (sarah.state, sarah.delivery, sarah.error_code) == ("sent", "undelivered", 30006)
     esc = paging.get_escalation(incident.id)
     assert esc is not None and (esc.round, esc.step) == (0, 1)
-    actions = [e.action for e in incidents.timeline(incident.id)]
-    assert "page_undelivered" in actions and "escalated" in actions
+    timeline = incidents.timeline(incident.id)
+    actions = [e.action for e in timeline]
+    assert "page_undelivered" in actions
+    assert [e.detail for e in timeline if e.action == "escalated"] == [
+        "to step 2, round 1 (every page of the step failed): omar-haddad, james-okafor"
+    ]
     pg.wait_for_final_statuses()
     assert paging.sweep(T0 + 2 * MINUTE, roster=ROSTER).sent == []  # the step's own timeout now runs
 
@@ -525,3 +534,61 @@ def test_without_twilio_configuration_sweeps_still_run_and_pages_wait(
     twilio_sms.default_sender.cache_clear()
     paging.sweep(T0 + 11 * MINUTE, roster=ROSTER)  # configured again: the current step's pages go out
     assert pg.sent_to() == ["omar-haddad", "james-okafor"]
+
+
+class _InstantlyUndelivered:
+    """The real sender, except that Sarah's page is reported undelivered before `send` even
+    returns: the failure callback arrives while start_escalation is still paging step 1, before
+    the escalation item exists (it is written right after step 1's pages)."""
+
+    def __init__(self) -> None:
+        self.real = twilio_sms.default_sender()
+        self.callbacks: list[str] = []
+
+    def send(self, to: str, body: str, status_callback: str | None = None) -> SentMessage:
+        sent = self.real.send(to, body, status_callback)
+        if to != PHONE["sarah-whitfield"]:
+            return sent
+        form = {"MessageSid": sent.sid, "MessageStatus": "undelivered", "To": to, "ErrorCode": "30006"}
+        key = paging.page_key_from_url(status_callback or "")
+        self.callbacks.append(paging.handle_status_callback(form, page_key=key, roster=ROSTER, now=T0))
+        return sent
+
+
+def test_a_failure_reported_before_the_escalation_item_exists_still_moves_it_on(pg: Paging) -> None:
+    incident = pg.open_incident()
+    sender = _InstantlyUndelivered()
+    esc = paging.start_escalation(incident, pg.playbook, ROSTER, T0, sender=twilio_sms.default_sender())
+    assert esc.step == 0  # control: a delivered page leaves step 1 waiting for its timeout
+    other = pg.open_incident(brand="golden-foods")
+    esc = paging.start_escalation(other, pg.playbook, ROSTER, T0, sender=sender)
+    assert sender.callbacks[0] == "failed"  # nothing to advance yet: no escalation item
+    assert (esc.round, esc.step) == (0, 1)  # start_escalation saw the failure once the item existed
+    assert [PERSON_BY_PHONE[m.to] for m in pg.fake.messages if f"ACK {other.code}" in m.body] == [
+        "sarah-whitfield", "omar-haddad", "james-okafor"
+    ]
+
+
+def test_fifty_concurrent_sends_all_reach_the_fake() -> None:
+    """A burst of concurrent `messages.create` calls (50 sweepers at once) is answered, not reset:
+    the fake's listen backlog is deep enough (a reset would be a "maybe sent" page, never resent)."""
+    with running_fake_twilio(step_delay=0.01) as fake:
+        sender = twilio_sms.TwilioSender(twilio_sms.TwilioConfig.from_env(fake.environment()))
+        errors: list[BaseException] = []
+        go = threading.Event()
+
+        def send(i: int) -> None:
+            go.wait()
+            try:
+                sender.send(f"+1500777{i:04d}", f"burst {i}")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(50)]
+        for t in threads:
+            t.start()
+        go.set()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert sorted(m.to for m in fake.messages) == [f"+1500777{i:04d}" for i in range(50)]
