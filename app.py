@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 import time
 from datetime import datetime
 from typing import Any
@@ -108,6 +109,16 @@ def _authorised() -> bool:
     return bool(expected) and hmac.compare_digest(supplied.encode("utf-8", "replace"), expected.encode())
 
 
+# Path ids that cannot name anything are refused before the store is asked: DynamoDB answers a key
+# over 2048 bytes with a ValidationException (a 500), not "not found". Same shapes as the ids made.
+_INCIDENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # "inc_<epoch>_<hex>", as in approval links
+_BRAND_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # chalicelib.ingest.models.BrandId
+
+
+def _incident_id_ok(incident_id: str) -> bool:
+    return _INCIDENT_ID.fullmatch(incident_id) is not None
+
+
 def _step(value: str) -> int:
     try:
         if len(value) > 9:
@@ -138,6 +149,8 @@ def brand_counts(brand: str) -> Response:
 
     if not _authorised():
         return _error(401, "missing or wrong x-api-key header")
+    if _BRAND_ID.fullmatch(brand) is None:
+        return _error(404, "no such brand")
     params = _query()
     try:
         start = _epoch(params.get("from"), "from")
@@ -200,6 +213,8 @@ def open_incident() -> Response:
 def get_incident(incident_id: str) -> Response:
     if not _authorised():
         return _error(401, "missing or wrong x-api-key header")
+    if not _incident_id_ok(incident_id):
+        return _error(404, "no such incident")
     try:
         incident = incidents.get(incident_id)
     except incidents.IncidentNotFound:
@@ -215,6 +230,8 @@ def get_incident(incident_id: str) -> Response:
 def change_incident(incident_id: str, action: str) -> Response:
     if not _authorised():
         return _error(401, "missing or wrong x-api-key header")
+    if not _incident_id_ok(incident_id):
+        return _error(404, "no such incident")
     if action in ("statements", "publish"):
         return _statement_action(incident_id, action)
     target = {"acknowledge": incidents.ACKNOWLEDGED, "resolve": incidents.RESOLVED}.get(action)
@@ -286,13 +303,14 @@ def _twilio_form(path: str) -> dict[str, str] | Response:
     body = _raw_body()
     if len(body) > 16_384:
         return _error(413, "form too large")
-    signature = (app.current_request.headers or {}).get("x-twilio-signature")
-    if not verify_twilio_form(url, body, signature, token):
-        return _error(403, "X-Twilio-Signature does not match")
-    try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    try:  # before the signature check, which would raise on it (a 500)
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         return _error(400, "form is not UTF-8")
+    signature = (app.current_request.headers or {}).get("x-twilio-signature")
+    if not verify_twilio_form(url, text, signature, token):
+        return _error(403, "X-Twilio-Signature does not match")
+    return dict(parse_qsl(text, keep_blank_values=True))
 
 
 def _twiml(reply: str | None) -> Response:
@@ -359,3 +377,11 @@ def ingest(event: Any) -> dict[str, Any]:
         },
     )
     return summary.response
+
+
+@app.on_sqs_message(queue=settings().outbound_queue_name, batch_size=10, name="outbound")
+def outbound(event: Any) -> dict[str, Any]:
+    """Incident events to webhook subscribers; failed records come back after their backoff."""
+    from chalicelib.outbound.service import deliver_batch
+
+    return deliver_batch(event.to_dict())
