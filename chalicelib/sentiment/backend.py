@@ -8,14 +8,22 @@ load errors and failing or malformed calls fall back to the bundled model, with 
 from __future__ import annotations
 
 import importlib
-import logging
 import os
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import logging
 
 ENV_VAR = "KLAXON_SENTIMENT_BACKEND"
 LABELS = ("negative", "neutral", "positive")
 
-log = logging.getLogger(__name__)
+
+def _log() -> logging.Logger:
+    """This module's logger, imported on first use: only failures log, and `import logging` costs a cold
+    start 5-8 ms (the sentiment import is on the ingest handler's cold path)."""
+    import logging
+
+    return logging.getLogger(__name__)
 
 
 class SentimentBackend(Protocol):
@@ -56,7 +64,7 @@ def get_backend() -> SentimentBackend:
         try:
             _backend = load_backend(spec)
         except Exception:
-            log.exception("sentiment backend %r failed to load; using the bundled model", spec)
+            _log().exception("sentiment backend %r failed to load; using the bundled model", spec)
             _backend = _bundled()
         _backend_spec = spec
     return _backend
@@ -70,10 +78,10 @@ def classify_with(backend: SentimentBackend, texts: list[str]) -> list[str]:
     try:
         labels = list(backend.classify(texts))
     except Exception:
-        log.exception("sentiment backend failed on %d texts; using the bundled model", len(texts))
+        _log().exception("sentiment backend failed on %d texts; using the bundled model", len(texts))
         return bundled.classify(texts)
     if len(labels) != len(texts) or any(label not in LABELS for label in labels):
-        log.error("sentiment backend returned %d labels for %d texts or an unknown label; "
+        _log().error("sentiment backend returned %d labels for %d texts or an unknown label; "
                   "using the bundled model", len(labels), len(texts))
         return bundled.classify(texts)
     return labels

@@ -1,4 +1,4 @@
-"""The bundled sentiment model: per-language linear models over hashed n-grams, numpy only.
+"""The bundled sentiment model: per language, a fastText-style network averaged with a linear model, numpy only.
 
 The artefact (model.bin, built by tools/train_sentiment.py) is loaded on first use and kept for the
 life of the container. Hebrew mentions go to the Hebrew model, everything else to the English one
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from chalicelib.sentiment.backend import LABELS
-from chalicelib.sentiment.features import featurise
+from chalicelib.sentiment.features import block_scales, hashed
 from chalicelib.sentiment.language import HEBREW_LETTERS, detect_language
 
 MODEL_PATH = Path(__file__).with_name("model.bin")
@@ -63,22 +63,21 @@ def read_artefact(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 
 def load_model(path: Path = MODEL_PATH) -> dict[str, Any]:
-    """Read the artefact: {'meta': ..., lang: {'cfg', 'weights' (3 x D), 'scale', 'bias'}}.
+    """Read the artefact: {'meta': ..., lang: {'cfg', 'emb', 'emb_scale', 'lin', 'lin_scale', 'w1', ...}}.
 
-    Weights are stored as int8 (small artefact) and widened to float32 once here, not per call;
-    one contiguous row per class keeps the per-feature gathers cache-friendly.
+    The int8 tables stay int8 in memory (rows are gathered and widened per batch), so loading is one
+    file read plus zero-copy views; only the small dense layers are converted.
     """
     meta, arrays = read_artefact(path)
     if tuple(meta["labels"]) != LABELS:
         raise ValueError(f"model labels {meta['labels']} != {LABELS}")
     model: dict[str, Any] = {"meta": meta}
     for lang, cfg in meta["languages"].items():
-        model[lang] = {
-            "cfg": cfg,
-            "weights": arrays[f"{lang}_weights"].astype(np.float32),
-            "scale": arrays[f"{lang}_scale"].astype(np.float64),
-            "bias": arrays[f"{lang}_bias"].astype(np.float64),
-        }
+        part: dict[str, Any] = {"cfg": cfg, "emb": arrays[f"{lang}_emb"], "lin": arrays[f"{lang}_lin"]}
+        for name in ("emb_scale", "lin_scale", "w1", "b1", "w2", "b2", "bias"):
+            part[name] = arrays[f"{lang}_{name}"].astype(np.float32)
+        part["scale"] = np.concatenate([part["emb_scale"], part["lin_scale"]])
+        model[lang] = part
     return model
 
 
@@ -90,16 +89,56 @@ def model() -> dict[str, Any]:
     return _model
 
 
+def bags(texts: list[str], part: dict[str, Any]) -> np.ndarray:
+    """Per text, the weighted sums of its n-grams' rows in both int8 tables, scaled back to floats
+    (len(texts) x (dim + 3)): the network's embedding bag, then the linear model's three scores.
+
+    The embedding table is smaller than the feature hash space (cfg nn_bits < bits), so it is indexed by
+    the bucket's top nn_bits bits. A text's n-grams are contiguous, so each block (words, characters) is
+    one integer np.add.reduceat, scaled per text afterwards: no float work per n-gram.
+    """
+    cfg = part["cfg"]
+    shift = int(cfg["bits"]) - int(cfg["nn_bits"])
+    dim = part["emb"].shape[1]  # 0 for a language without a network
+    word_buckets, word_counts, char_buckets, char_counts = hashed(texts, cfg)
+    out = np.zeros((len(texts), dim + part["lin"].shape[1]), np.float32)
+    for buckets, counts, weight in ((word_buckets, word_counts, cfg["word_weight"]),
+                                    (char_buckets, char_counts, cfg["char_weight"])):
+        if not len(buckets):
+            continue
+        starts = np.minimum(np.cumsum(counts) - counts, len(buckets) - 1)  # reduceat needs start < len
+        scale = block_scales(counts, weight).astype(np.float32)
+        scale[counts == 0] = 0.0  # reduceat gives an empty run the next row; weigh it 0
+        out[:, dim:] += np.add.reduceat(part["lin"][buckets], starts, axis=0, dtype=np.int32) * scale[:, None]
+        if dim:
+            out[:, :dim] += (np.add.reduceat(part["emb"][buckets >> shift], starts, axis=0, dtype=np.int32)
+                             * scale[:, None])
+    out *= part["scale"]
+    return out
+
+
 def scores(texts: list[str], lang: str) -> np.ndarray:
-    """Decision scores (len(texts) x 3, LABELS order) of one language's model, including its bias."""
+    """Decision scores (len(texts) x 3, LABELS order) of one language's model.
+
+    Network: embedding bag -> ReLU hidden layer -> log-softmax. The linear scores are summed in the
+    same pass. The two are mixed with weights chosen by cross-validation (nn_weight and
+    linear_weight in cfg, already divided by each model's out-of-fold score spread), plus tuned offsets.
+    """
     part = model()[lang]
-    out = np.empty((len(texts), len(LABELS)))
+    cfg = part["cfg"]
+    dim = part["emb"].shape[1]
+    out = np.empty((len(texts), len(LABELS)), np.float32)
     for start in range(0, len(texts), CHUNK):
         chunk = texts[start : start + CHUNK]
-        doc, bucket, value = featurise(chunk, part["cfg"])
-        for k, row in enumerate(part["weights"]):
-            out[start : start + len(chunk), k] = np.bincount(doc, weights=value * row[bucket], minlength=len(chunk))
-    return out * part["scale"] + part["bias"]
+        sums = bags(chunk, part)
+        out[start : start + len(chunk)] = cfg["linear_weight"] * sums[:, dim:]
+        if dim:
+            hidden = np.maximum(sums[:, :dim] @ part["w1"] + part["b1"], 0.0)
+            logits = hidden @ part["w2"] + part["b2"]
+            logits -= logits.max(axis=1, keepdims=True)
+            logprob = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+            out[start : start + len(chunk)] += cfg["nn_weight"] * logprob
+    return out + part["bias"]
 
 
 def classify(texts: list[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Hashed word and character n-gram features, vectorised with numpy.
+"""Hashed word and character n-gram features, vectorised with numpy (no sort at run time).
 
 The training script imports this module, so the runtime reproduces training features bit for bit.
 Hashes are zlib.crc32 (words) and a fixed polynomial + splitmix64 finaliser (characters, bigrams):
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.sentiment.text import normalise, tokenise
+from chalicelib.sentiment.text import normalise_many, tokenise
 
 _U64 = np.uint64
 _P = _U64(0x100000001B3)  # FNV-64 prime, the polynomial base for n-gram hashes
@@ -45,61 +45,81 @@ def _token_hashes(tokens: list[str]) -> list[int]:
     return hashes  # type: ignore[return-value]
 
 
-def _word_features(tokens: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """(doc, 64-bit hash) of every word unigram and adjacent bigram."""
+def _word_keys(tokens: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit hashes, per-text counts) of every word unigram and adjacent bigram, grouped by text.
+
+    Unigram i and bigram (i, i+1) are interleaved, so the result is in text order without a sort.
+    """
     lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
     flat = np.array(_token_hashes([tok for toks in tokens for tok in toks]), dtype=np.uint64)
-    doc = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
-    uni = _mix(flat ^ _SEED_UNI)
-    same = doc[1:] == doc[:-1]
-    bi = _mix(flat[:-1] * _P + flat[1:] + _SEED_BI)[same]
-    return np.concatenate([doc, doc[:-1][same]]), np.concatenate([uni, bi])
+    pairs = np.empty((len(flat), 2), np.uint64)
+    pairs[:, 0] = _mix(flat ^ _SEED_UNI)
+    pairs[:-1, 1] = _mix(flat[:-1] * _P + flat[1:] + _SEED_BI)
+    ends = np.cumsum(lengths)
+    valid = np.ones((len(flat), 2), bool)
+    valid[ends[lengths > 0] - 1, 1] = False  # no bigram across the end of a text
+    return pairs[valid], lengths + np.maximum(lengths - 1, 0)
 
 
-def _char_features(norms: list[str], nmin: int, nmax: int) -> tuple[np.ndarray, np.ndarray]:
-    """(doc, 64-bit hash) of every character n-gram, nmin <= n <= nmax, over ' ' + text + ' '.
+def _char_keys(norms: list[str], nmin: int, nmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit hashes, per-text counts) of every character n-gram, nmin <= n <= nmax, over ' ' + text + ' '.
 
     Texts are joined with NUL (normalise() removes NULs from input), and n-grams spanning a NUL are dropped.
+    The n-grams starting at one position sit in one row, so the flattened result is in text order.
     """
     joined = "\x00".join(" " + t + " " for t in norms)
     cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     lengths = np.fromiter((len(t) + 3 for t in norms), dtype=np.int64, count=len(norms))
-    doc_at = np.repeat(np.arange(len(norms), dtype=np.int64), lengths)[: len(cps)]
     zeros = np.concatenate([[0], np.cumsum(cps == 0)])
-    docs: list[np.ndarray] = []
-    hashes: list[np.ndarray] = []
+    grams = np.zeros((len(cps), nmax - nmin + 1), np.uint64)
+    valid = np.zeros(grams.shape, bool)
     h = cps + _SEED_CHAR
     for n in range(1, nmax + 1):
         if n > 1:
             h = h[:-1] * _P + cps[n - 1 :]
         if n >= nmin:
-            ok = zeros[n:] == zeros[:-n]
-            docs.append(doc_at[: len(h)][ok])
-            hashes.append(_mix(h[ok] ^ _U64(n)))
-    return np.concatenate(docs), np.concatenate(hashes)
+            grams[: len(h), n - nmin] = _mix(h ^ _U64(n))
+            valid[: len(h), n - nmin] = zeros[n:] == zeros[:-n]
+    per_position = valid.sum(axis=1)
+    bounds = np.concatenate([[0], np.cumsum(lengths)])[: len(norms) + 1]
+    bounds = np.minimum(bounds, len(cps))
+    counts = np.add.reduceat(np.append(per_position, 0), bounds[:-1]) if len(norms) else np.zeros(0, np.int64)
+    return grams[valid], counts.astype(np.int64)
 
 
-def featurise(texts: list[str], cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sparse rows as (doc, bucket, value): sublinear tf, L2-normalised per block (words, chars), weighted.
+def hashed(texts: list[str], cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(word buckets, word counts per text, char buckets, char counts per text), buckets in text order.
 
-    ``cfg`` comes from the model artefact: bits, char_min, char_max, word_weight, char_weight.
+    Every occurrence is kept (a repeated n-gram counts once per occurrence), so run time needs no sort:
+    a text's features are a contiguous run that np.add.reduceat sums.
     """
-    bits = int(cfg["bits"])
-    norms = [normalise(t) for t in texts]
-    wdoc, whash = _word_features([tokenise(n) for n in norms])
-    cdoc, chash = _char_features(norms, int(cfg["char_min"]), int(cfg["char_max"]))
-    shift = _U64(64 - bits)
-    keys = np.concatenate([
-        (wdoc << (bits + 1)) | (whash >> shift).astype(np.int64),
-        (cdoc << (bits + 1)) | (1 << bits) | (chash >> shift).astype(np.int64),
-    ])
-    keys, counts = np.unique(keys, return_counts=True)
-    doc = keys >> (bits + 1)
-    block = (keys >> bits) & 1
-    bucket = keys & ((1 << bits) - 1)
-    value = 1.0 + np.log(counts)
-    group = doc * 2 + block
-    norm = np.sqrt(np.bincount(group, weights=value * value, minlength=2 * len(texts)))
-    value /= norm[group]
-    value *= np.array([cfg["word_weight"], cfg["char_weight"]])[block]
-    return doc, bucket, value
+    norms = normalise_many(texts)
+    wkeys, wcount = _word_keys([tokenise(n) for n in norms])
+    ckeys, ccount = _char_keys(norms, int(cfg["char_min"]), int(cfg["char_max"]))
+    shift = _U64(64 - int(cfg["bits"]))
+    return (wkeys >> shift).astype(np.int64), wcount, (ckeys >> shift).astype(np.int64), ccount
+
+
+def block_scales(counts: np.ndarray, weight: float) -> np.ndarray:
+    """weight / sqrt(n-grams in the block): each block of a text has unit L2 norm (before IDF)."""
+    return weight / np.sqrt(np.maximum(counts, 1))
+
+
+def featurise(texts: list[str], cfg: dict[str, Any],
+              idf: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sparse rows as (doc, bucket, value), one entry per n-gram occurrence (duplicates add up): raw term
+    counts, times idf[bucket] if given, divided per block (words, characters) by sqrt(block size), weighted.
+
+    ``cfg`` comes from the model artefact: bits, char_min, char_max, word_weight, char_weight. The run
+    time computes the same sums directly from hashed() (IDF folded into its tables); training uses this.
+    """
+    wb, wc, cb, cc = hashed(texts, cfg)
+    n = np.arange(len(texts))
+    doc = np.concatenate([np.repeat(n, wc), np.repeat(n, cc)])
+    value = np.concatenate([np.repeat(block_scales(wc, cfg["word_weight"]), wc),
+                            np.repeat(block_scales(cc, cfg["char_weight"]), cc)])
+    bucket = np.concatenate([wb, cb])
+    if idf is not None:
+        value = value * idf[bucket]
+    order = np.argsort(doc, kind="stable")
+    return doc[order], bucket[order], value[order]

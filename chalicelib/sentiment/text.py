@@ -63,10 +63,20 @@ def fold(text: str) -> str:
 
 def normalise(text: str) -> str:
     """Canonical form for features: as fold(), plus URLs, @handles, elongations and digits collapsed."""
-    text = clean(text[: MAX_CHARS * 2])
+    return normalise_many([text])[0]
+
+
+def normalise_many(texts: list[str]) -> list[str]:
+    """normalise() of each text, with each regex run once over the whole batch rather than once per text.
+
+    clean() turns every newline into a space, so texts can be joined with newlines: no pattern matches
+    across one (URLs stop at whitespace, '.' never matches a newline), and the result is the same as
+    normalising text by text, at a fraction of the per-call overhead.
+    """
+    text = "\n".join([clean(t[: MAX_CHARS * 2]) for t in texts])
     text = _HANDLE.sub("@user", _URL.sub(" _url_ ", text))
     text = _HASHTAG.sub(_hashtag, text).lower().translate(_FOLD_DIGITS)
-    return " ".join(_ELONGATED.sub(r"\1\1", text).split())[:MAX_CHARS]
+    return [" ".join(t.split())[:MAX_CHARS] for t in _ELONGATED.sub(r"\1\1", text).split("\n")]
 
 
 def tokenise(norm: str) -> list[str]:
@@ -74,9 +84,12 @@ def tokenise(norm: str) -> list[str]:
 
     Scope runs from a negator to the next punctuation mark ("not good at all." -> neg_good neg_at neg_all).
     """
+    tokens: list[str] = _TOKEN.findall(norm)
+    if "n't" not in norm and _NEGATORS.isdisjoint(tokens):
+        return tokens  # the common case: no negation, no per-token loop
     out: list[str] = []
     negated = False
-    for tok in _TOKEN.findall(norm):
+    for tok in tokens:
         if tok in _SCOPE_END:
             negated = False
             out.append(tok)

@@ -46,6 +46,7 @@ def test_hashes_are_stable_across_processes() -> None:
 
 
 def test_features_are_l2_normalised_per_block() -> None:
+    """Every n-gram occurrence is an entry of weight 1/sqrt(block size): each block has unit norm."""
     cfg = {"bits": 18, "char_min": 2, "char_max": 5, "word_weight": 1.0, "char_weight": 1.0}
     doc, bucket, value = featurise(["not good", "", "שלום"], cfg)
     assert doc.max() == 2 and bucket.max() < 2**18
@@ -57,7 +58,37 @@ def test_artefact_is_small_and_self_describing() -> None:
     assert bundled.MODEL_PATH.stat().st_size < 10 * 1024 * 1024
     model = bundled.load_model()
     _, arrays = bundled.read_artefact(bundled.MODEL_PATH)
-    assert all(arrays[f"{lang}_weights"].dtype == np.int8 for lang in model["meta"]["languages"])
     assert set(model["meta"]["languages"]) >= {"en", "he"}
     for lang in model["meta"]["languages"]:
-        assert model[lang]["weights"].shape == (3, 1 << model[lang]["cfg"]["bits"])
+        part = model[lang]
+        cfg = part["cfg"]
+        assert arrays[f"{lang}_emb"].dtype == arrays[f"{lang}_lin"].dtype == np.int8
+        assert part["lin"].shape == (1 << cfg["bits"], 3)
+        if part["emb"].shape[1]:  # a language may be linear only (an empty network)
+            assert part["emb"].shape[0] == 1 << cfg["nn_bits"] <= 1 << cfg["bits"]
+        assert part["w1"].shape[0] == part["emb"].shape[1] and part["w2"].shape == (part["w1"].shape[1], 3)
+
+
+def test_scores_are_finite_for_odd_inputs() -> None:
+    texts = ["", " ", "\u200f\u200e", "x" * 10_000, "😡😡😡", "קניתי iPhone חדש 😡", "\ud800 bad surrogate"]
+    for lang in ("en", "he"):
+        out = bundled.scores(texts, lang)
+        assert out.shape == (len(texts), 3) and np.isfinite(out).all()
+
+
+def test_runtime_sums_match_the_training_features() -> None:
+    """The run time's integer reduceat over hashed() equals the training view (featurise) times the tables."""
+    model = bundled.load_model()
+    texts = ["Not good at all :( #fail", "", "אחלה שירות, ממש לא מרוצה", "looove it!!! 😍 http://x.co/a", "a a a"]
+    for lang in model["meta"]["languages"]:
+        part = model[lang]
+        cfg = part["cfg"]
+        dim = part["emb"].shape[1]
+        doc, bucket, value = featurise(texts, cfg)
+        expect = np.zeros((len(texts), dim + 3))
+        if dim:
+            emb = part["emb"].astype(np.float64) * part["emb_scale"]
+            np.add.at(expect[:, :dim], doc, value[:, None] * emb[bucket >> (cfg["bits"] - cfg["nn_bits"])])
+        lin = part["lin"].astype(np.float64) * part["lin_scale"]
+        np.add.at(expect[:, dim:], doc, value[:, None] * lin[bucket])
+        assert np.allclose(bundled.bags(texts, part), expect, rtol=1e-4, atol=1e-4)
