@@ -41,6 +41,10 @@ SECRET_NAMES = (
     "KLAXON_PUBLISH_WEBHOOK_SECRET",
 )
 
+# Signing secrets of generic outbound subscribers (config/subscribers.yaml `secret_env`) load from SSM
+# when their variable names start with this.
+OUTBOUND_SECRET_PREFIX = "KLAXON_OUTBOUND_SECRET_"
+
 
 class SecretsUnavailable(RuntimeError):
     """SSM could not be read at cold start: better to fail the init (Lambda retries) than run open."""
@@ -65,7 +69,8 @@ def load_secrets(environ: MutableMapping[str, str] | None = None) -> list[str]:
     One `GetParametersByPath` (with decryption) per cold start, through Powertools Parameters. A
     rotated secret reaches new containers at once and warm ones when they are recycled; rotate
     webhook secrets with an overlap window on the platform side. Only the names in `SECRET_NAMES`
-    are taken, so a stray parameter cannot override, say, the table prefix.
+    (and `KLAXON_OUTBOUND_SECRET_*`, the subscribers' signing secrets) are taken, so a stray
+    parameter cannot override, say, the table prefix.
     """
     env = os.environ if environ is None else environ
     prefix = env.get(SECRETS_PREFIX_VAR, "").rstrip("/")
@@ -80,7 +85,8 @@ def load_secrets(environ: MutableMapping[str, str] | None = None) -> list[str]:
     loaded = []
     for name, value in found.items():
         name = name.lstrip("/")
-        if name in SECRET_NAMES and isinstance(value, str) and value.strip() not in ("", PLACEHOLDER):
+        known = name in SECRET_NAMES or name.startswith(OUTBOUND_SECRET_PREFIX)
+        if known and isinstance(value, str) and value.strip() not in ("", PLACEHOLDER):
             env[name] = value
             loaded.append(name)
     settings.cache_clear()

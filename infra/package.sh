@@ -67,8 +67,9 @@ t0=$(date +%s)
 import json, sys
 path = sys.argv[1]
 template = json.load(open(path))
-event = template["Resources"]["Ingest"]["Properties"]["Events"]["IngestSqsEventSource"]["Properties"]
-event["Queue"] = {"Fn::GetAtt": ["MentionsQueue", "Arn"]}
+for function, queue in (("Ingest", "MentionsQueue"), ("Outbound", "OutboundQueue")):
+    event = template["Resources"][function]["Properties"]["Events"][f"{function}SqsEventSource"]["Properties"]
+    event["Queue"] = {"Fn::GetAtt": [queue, "Arn"]}
 json.dump(template, open(path, "w"), indent=2)
 PY
 echo "chalice package (sam): $(( $(date +%s) - t0 )) s"

@@ -210,24 +210,29 @@ def lambda_client() -> Any:
     return Client(chalice_app.app, stage_name=LOCAL_STAGE)
 
 
-def _poll(stack: Stack) -> None:
-    """The SQS event source mapping: long-poll the queue and invoke the ingest handler."""
+def _poll(stack: Stack, queue_url: str | None = None, function: str = "ingest") -> None:
+    """An SQS event source mapping: long-poll `queue_url` and invoke `function` with each batch."""
     from chalicelib.ingest.queue import sqs_client
     from klaxon.lambda_sqs import DeliveryStats, deliver, queue_arn, receive
 
+    url = queue_url or stack.queue_url
     sqs = sqs_client()
-    arn = queue_arn(sqs, stack.queue_url)
+    arn = queue_arn(sqs, url)
     stats = DeliveryStats()
     with lambda_client() as chalice_client:
         while not stack.stopping.is_set():
             try:
-                messages = receive(sqs, stack.queue_url, max_messages=10, wait_seconds=1)
-                deliver(
-                    sqs, stack.queue_url, arn, lambda m: chalice_client.lambda_.invoke("ingest", m), messages, stats
-                )
+                messages = receive(sqs, url, max_messages=10, wait_seconds=1)
+                deliver(sqs, url, arn, lambda m: chalice_client.lambda_.invoke(function, m), messages, stats)
             except Exception as exc:  # keep polling through a moto hiccup, like Lambda would
-                print(f"poller: {exc}", file=sys.stderr)
+                print(f"poller ({function}): {exc}", file=sys.stderr)
                 time.sleep(1)
+
+
+def _poll_outbound(stack: Stack) -> None:
+    """The outbound webhook queue's event source mapping (deliveries to subscribers)."""
+    outbound_url, _ = ensure_outbound_queues()
+    _poll(stack, outbound_url, "outbound")
 
 
 def _schedule(stack: Stack) -> None:
@@ -307,7 +312,7 @@ def running(
         if http_port is not None:
             _serve_routes(stack, http_port, quiet)
         if poller:
-            for target in (_poll, _schedule):
+            for target in (_poll, _poll_outbound, _schedule):
                 thread = threading.Thread(target=target, args=(stack,), name=target.__name__, daemon=True)
                 thread.start()
                 stack.threads.append(thread)

@@ -65,25 +65,31 @@ def test_no_wildcard_actions_and_resources_are_named(packaged: Packaged) -> None
 
 def test_each_function_has_its_own_role(packaged: Packaged) -> None:
     functions = packaged.resources("AWS::Serverless::Function")
-    assert set(functions) == {"APIHandler", "Ingest", "Sweeper"}
+    assert set(functions) == {"APIHandler", "Ingest", "Sweeper", "Outbound"}
     roles = {json.dumps(f["Properties"]["Role"], sort_keys=True) for f in functions.values()}
-    assert len(roles) == 3
-    sweeper_role = packaged.sam["Resources"]["SweeperRole"]
-    sweeper_text = json.dumps(sweeper_role)
-    assert "sqs:" not in sweeper_text and "klaxon-prod-mentions" not in sweeper_text
+    assert len(roles) == 4
+    # The sweeper may only announce events (breaches) to the outbound queue: never touch mentions.
+    sweeper_text = json.dumps(packaged.sam["Resources"]["SweeperRole"])
+    assert "klaxon-mentions" not in sweeper_text and "sqs:ReceiveMessage" not in sweeper_text
+    assert "klaxon-prod-outbound" in sweeper_text
+    # The outbound function delivers webhooks: no table access at all.
+    outbound_text = json.dumps(packaged.sam["Resources"]["OutboundRole"])
+    assert "dynamodb:" not in outbound_text and "klaxon-mentions" not in outbound_text
 
 
-def test_ingest_event_source_reports_batch_item_failures(packaged: Packaged) -> None:
-    events = packaged.sam["Resources"]["Ingest"]["Properties"]["Events"]
+@pytest.mark.parametrize(("function", "queue"), [("Ingest", "MentionsQueue"), ("Outbound", "OutboundQueue")])
+def test_sqs_event_sources_report_batch_item_failures(packaged: Packaged, function: str, queue: str) -> None:
+    events = packaged.sam["Resources"][function]["Properties"]["Events"]
     (source,) = [e for e in events.values() if e["Type"] == "SQS"]
     props = source["Properties"]
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert props["Queue"] == {"Fn::GetAtt": ["MentionsQueue", "Arn"]}
+    assert props["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
     assert props["BatchSize"] == 10
     if packaged.terraform:
         override = json.loads((packaged.out / "terraform" / "klaxon_override.tf.json").read_text())
         mappings = packaged.terraform["resource"]["aws_lambda_event_source_mapping"]
-        (name,) = mappings
+        name = f"{function.lower()}-sqs-event-source"
+        assert name in mappings
         assert override["resource"]["aws_lambda_event_source_mapping"][name]["function_response_types"] == [
             "ReportBatchItemFailures"
         ]

@@ -42,7 +42,8 @@ def prefix(env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     ssm.put_parameter(Name=f"{path}/KLAXON_API_KEY", Value=API_KEY, Type="SecureString")
     ssm.put_parameter(Name=f"{path}/KLAXON_META_APP_SECRET", Value=config.PLACEHOLDER, Type="String")
     ssm.put_parameter(Name=f"{path}/KLAXON_TABLE_PREFIX", Value="hijacked", Type="String")
-    for name in SECRET_NAMES:  # whatever the developer's shell has, monkeypatch restores it afterwards
+    ssm.put_parameter(Name=f"{path}/KLAXON_OUTBOUND_SECRET_OPS", Value="whsec_b3Bz", Type="SecureString")
+    for name in (*SECRET_NAMES, "KLAXON_OUTBOUND_SECRET_OPS"):  # monkeypatch restores the shell's values
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(config.SECRETS_PREFIX_VAR, path)
     settings.cache_clear()
@@ -53,7 +54,8 @@ def prefix(env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def test_secrets_are_loaded_from_ssm_and_only_known_real_values_are_taken(prefix: str) -> None:
     table_prefix = os.environ["KLAXON_TABLE_PREFIX"]
     loaded = load_secrets()
-    assert loaded == ["KLAXON_API_KEY", "KLAXON_X_CONSUMER_SECRET"]
+    assert loaded == ["KLAXON_API_KEY", "KLAXON_OUTBOUND_SECRET_OPS", "KLAXON_X_CONSUMER_SECRET"]
+    assert os.environ["KLAXON_OUTBOUND_SECRET_OPS"] == "whsec_b3Bz"  # a subscriber's signing secret
     assert os.environ["KLAXON_X_CONSUMER_SECRET"] == X_SECRET
     assert os.environ["KLAXON_TABLE_PREFIX"] == table_prefix  # a stray parameter overrides nothing
     cfg = settings()
