@@ -1,15 +1,16 @@
 """Build chalicelib/sentiment/model.bin from ../shared/data/sentiment (train files only for fitting).
 
 Reproducible: fixed seed, fixed folds, deterministic solvers, one thread. Per language it
-1. featurises train with the runtime's own extractor (chalicelib.sentiment.features), so they cannot drift;
+1. featurises train with the runtime's own hashing (chalicelib.sentiment.features), so they cannot drift;
 2. linear model: picks C by stratified K-fold cross-validation on train (never on dev), keeping its
    out-of-fold (OOF) scores;
-3. network (tools/sentiment_nn.py, fastText-style embedding bag + hidden layer): OOF log-probabilities
-   on the same folds after every epoch; the epoch count is chosen on them;
+3. network, where NETWORK[lang] is set (tools/sentiment_nn.py, fastText-style embedding bag + hidden
+   layer): OOF log-probabilities on the same folds after every epoch; the epoch count is chosen on them;
 4. mixes the two (weight chosen on OOF) and tunes per-class score offsets on the OOF mix;
-5. refits both on all of train, stores one int8 table (embedding columns + the three linear weight
-   columns) plus the small dense layers, writes the artefact;
-6. reloads the artefact through the numpy runtime and prints dev metrics once.
+5. refits both on all of train and stores int8 tables (linear weights with IDF folded in; network
+   embedding) plus the small dense layers;
+6. reloads the artefact through the numpy runtime, checks it against the float model on train, and
+   prints dev metrics once.
 
 Dev deps only (scikit-learn, scipy, torch). Usage: python -m tools.train_sentiment [--data DIR] [--out PATH]
 """

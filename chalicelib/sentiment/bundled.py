@@ -1,4 +1,5 @@
-"""The bundled sentiment model: per language, a fastText-style network averaged with a linear model, numpy only.
+"""The bundled sentiment model: per language a linear model over hashed n-grams, mixed with a small
+fastText-style network where cross-validation said it helps (Hebrew); numpy only.
 
 The artefact (model.bin, built by tools/train_sentiment.py) is loaded on first use and kept for the
 life of the container. Hebrew mentions go to the Hebrew model, everything else to the English one
