@@ -132,6 +132,10 @@ def x_challenge(params: Mapping[str, str], cfg: Settings | None = None) -> dict[
     token = params.get("crc_token")
     if not token or len(token) > 512:
         raise WebhookRejected(400, "crc_token is missing or too long")
+    if "{" in token:
+        # The answer is HMAC(consumer secret, token), the very signature of a delivery whose body is the
+        # token: answering a token that could be a JSON object would sign a forged delivery for anyone.
+        raise WebhookRejected(400, "crc_token must not contain '{'")
     return {"response_token": signatures.x_crc_response(cfg.x_consumer_secret, token)}
 
 

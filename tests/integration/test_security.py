@@ -193,6 +193,34 @@ def test_a_signature_for_one_platform_is_no_good_on_another(sec: Sec, path: str,
     assert_unchanged(before, sec.state())
 
 
+def test_the_x_crc_challenge_cannot_be_used_to_sign_a_forged_delivery(sec: Sec) -> None:
+    """X's CRC answer is base64 HMAC-SHA256(consumer secret, crc_token): exactly the delivery signature of
+    a body equal to the token. Was: anyone could GET /webhooks/x?crc_token=<a JSON delivery> and post that
+    delivery with the answer as its signature (accepted and enqueued). A token that could be a JSON object
+    (an X delivery always is one) is now refused."""
+    forged = json.dumps(
+        {
+            "for_user_id": "3316376208",
+            "tweet_create_events": [
+                {
+                    "created_at": "Mon Nov 23 09:14:07 +0000 2026",
+                    "id_str": "1",
+                    "text": "@AcmeTelecom down",
+                    "user": {"id_str": "2", "screen_name": "a", "name": "a"},
+                }
+            ],
+        },
+        separators=(",", ":"),
+    )
+    before = sec.state()
+    for token in (forged, " " + forged, "{}"):
+        crc = sec.env.client.http.get("/webhooks/x?" + urlencode({"crc_token": token}))
+        assert (crc.status_code, reason(crc)) == (400, "crc_token must not contain '{'")
+    assert_unchanged(before, sec.state())
+    control = sec.env.client.http.get("/webhooks/x?crc_token=MzY4NjcyNjE5NDc2MzQ5NjA3")
+    assert control.status_code == 200 and json.loads(control.body)["response_token"].startswith("sha256=")
+
+
 # ---------------------------------------------------------------- Twilio: inbound SMS and status callbacks
 
 
