@@ -35,6 +35,9 @@ def publish_request(incident_id: str, body: Any, *, actor: str, publisher: Publi
         return ApiResult(422, {"error": f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"})
     try:
         channel = publisher or service.publisher_for(request.platform)
+    except PlatformError as exc:  # its credentials are missing here; nothing was contacted, so not a 502
+        return ApiResult(503, {"error": f"publishing to {request.platform} is not configured here: {exc}"})
+    try:
         publication = service.publish_statement(
             incident_id,
             request.lang,
