@@ -46,6 +46,7 @@ from pynamodb.expressions.update import Action
 from chalicelib.config import settings
 from chalicelib.incidents import service as incidents
 from chalicelib.ingest.brands import load_brands
+from chalicelib.observability import PAGES_FAILED, PAGES_SENT, count
 from chalicelib.paging import messages
 from chalicelib.paging.oncall import UnknownTarget, resolve_targets
 from chalicelib.paging.sms import DeliveryState, SendErrorKind, SentMessage, SmsSender, SmsSendError
@@ -367,6 +368,7 @@ def _send(page: PageItem, person: Person, incident: IncidentItem, sender: SmsSen
         action = {SEND_FAILED: "page_retry_scheduled", UNKNOWN: "page_unknown"}.get(state, "page_failed")
         _record(page.incident_id, action, f"{person.id} ({_label(page)}): {exc.kind}, code {exc.code}")
         out.failed.append(key)
+        count(PAGES_FAILED)  # every refused or failed attempt: the PagesFailed alarm wants to know at once
         return
     page.update(
         actions=[
@@ -381,6 +383,7 @@ def _send(page: PageItem, person: Person, incident: IncidentItem, sender: SmsSen
     log.info("paged page=%s to=%s sid=%s", key, mask(person.phone), sent.sid)
     _record(page.incident_id, "paged", f"{person.id} ({_label(page)}), {sent.segments or '?'} SMS")
     out.sent.append(key)
+    count(PAGES_SENT)
 
 
 def _label(page: PageItem) -> str:
@@ -915,6 +918,7 @@ def handle_status_callback(
             _record(page.incident_id, "page_delivered", f"{page.person} ({_label(page)})")
         return update.vendor_status
     kind = update.error_kind or SendErrorKind.RETRYABLE
+    count(PAGES_FAILED)  # accepted by Twilio, then failed or undelivered (once: the update above only moves forward)
     _record(page.incident_id, "page_undelivered",
             f"{page.person} ({_label(page)}): {update.vendor_status}, error {update.error_code} ({kind})")
     esc = get_escalation(page.incident_id)

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from chalicelib import observability
 from chalicelib.incidents import service as incidents
 from chalicelib.paging import service as paging
 from chalicelib.paging import twilio_sms
@@ -438,12 +439,21 @@ class _RefusingSender:
         return self.real.send(to, body, status_callback)
 
 
+def _metric_total(name: str) -> float:
+    entry = observability.metrics.metric_set.get(name)
+    return sum(entry["Value"]) if entry else 0.0
+
+
 def test_a_number_the_vendor_refuses_moves_the_step_on_at_once(pg: Paging) -> None:
     incident = pg.open_incident()
     sender = _RefusingSender(PHONE["sarah-whitfield"])
+    observability.metrics.clear_metrics()
     esc = paging.start_escalation(incident, pg.playbook, ROSTER, T0, sender=sender)
     assert (esc.round, esc.step) == (0, 1)
     assert pg.sent_to() == ["omar-haddad", "james-okafor"]
+    # The PagesFailed alarm and the dashboard read these (chalicelib/observability.py).
+    assert (_metric_total("PagesSent"), _metric_total("PagesFailed")) == (2, 1)
+    observability.metrics.clear_metrics()
     (sarah,) = paging.pages(incident.id, "r00s00")
     assert (sarah.state, sarah.error_code) == ("rejected", 21614)
     assert paging.sweep(T0 + MINUTE, roster=ROSTER, sender=sender).sent == []
