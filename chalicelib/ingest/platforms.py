@@ -265,7 +265,8 @@ def _meta_change(platform: str, entry: _MetaEntry, change: _MetaChange, matcher:
     else:
         platform_id = value.get("id") or value.get("comment_id") or value.get("media_id")
         text = value.get("text") or ""
-        reply_to = value.get("parent_id") or (value.get("media") or {}).get("id")
+        media = value.get("media")  # an object with the commented post's id; anything else is no reply target
+        reply_to = value.get("parent_id") or (media.get("id") if isinstance(media, dict) else None)
         author = _MetaFrom.model_validate(value.get("from") or {})
         url = None
     if not isinstance(platform_id, str) or not isinstance(text, str):

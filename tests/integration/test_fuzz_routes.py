@@ -170,12 +170,15 @@ def _depth(sqs: Any, url: str) -> int:
 
 
 def state_of(env: Any, fake: FakeTwilio) -> dict[str, Any]:
-    """Everything a request could change: every item of the three tables, both queues, the SMS outbox."""
+    """Everything a request could change: every item of the three tables, the mention queue and its DLQ,
+    the outbound-webhook queue (incident events), and the SMS outbox."""
     cfg = klaxon_settings()
+    outbound = env.sqs.get_queue_url(QueueName=cfg.outbound_queue_name)["QueueUrl"]
     return {
         "tables": {t: _scan(t) for t in (cfg.mentions_table, cfg.counters_table, cfg.incidents_table)},
         "queue": _depth(env.sqs, env.queue_url),
         "dlq": _depth(env.sqs, env.dlq_url),
+        "outbound": _depth(env.sqs, outbound),
         "sms": [(m.to, m.body) for m in fake.messages],
     }
 
@@ -189,7 +192,8 @@ def assert_unchanged(before: dict[str, Any], after: dict[str, Any]) -> None:
         new = sorted(set(after["tables"][table]) - set(items))
         gone = sorted(set(items) - set(after["tables"][table]))
         assert (new, gone) == ([], []), f"{table} changed"
-    assert {k: after[k] for k in ("queue", "dlq", "sms")} == {k: before[k] for k in ("queue", "dlq", "sms")}
+    queues = ("queue", "dlq", "outbound", "sms")
+    assert {k: after[k] for k in queues} == {k: before[k] for k in queues}
 
 
 @contextmanager
@@ -464,8 +468,8 @@ def _flip(token: str, at: int) -> str:
     """The token with one base64url character changed."""
     at %= len(token)
     alphabet = string.ascii_letters + string.digits + "-_"
-    if token[at] == ".":
-        return token
+    if token[at] == ".":  # the separator: change the first signature character instead
+        at += 1
     return token[:at] + alphabet[(alphabet.index(token[at]) + 1) % len(alphabet)] + token[at + 1 :]
 
 
@@ -929,3 +933,17 @@ def test_publishing_to_an_unconfigured_platform_is_a_503_not_a_bad_gateway(
     assert response.status_code == 503, response.body
     assert "not configured" in json.loads(response.body)["error"]
     assert_unchanged(before, snapshot(world))
+
+
+@pytest.mark.parametrize("media", ["a" * 5000, 17, ["18046523198765432"], None])
+def test_signed_instagram_comment_with_odd_media_is_not_a_500(world: World, media: Any) -> None:
+    """Was a 500 (found by the mutated-payload fuzz): an Instagram comment whose `media` was not an object
+    crashed the parser. `media` only names the post replied to, so the comment is still a mention."""
+    doc = _fixture("meta_instagram_comments.json")
+    doc["entry"][0]["changes"][0]["value"]["media"] = media
+    body = json.dumps(doc).encode()
+    start = _depth(world.env.sqs, world.env.queue_url)
+    response = world.request("POST", "/webhooks/meta", _signed("/webhooks/meta", body), body)
+    check(response, allowed=(200,))
+    assert json.loads(response.body)["enqueued"] == 2
+    assert _depth(world.env.sqs, world.env.queue_url) == start + 2
