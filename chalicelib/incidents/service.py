@@ -20,7 +20,6 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import Settings, settings
 from chalicelib.observability import TIME_TO_ACKNOWLEDGE, seconds
-from chalicelib.outbound import service as outbound
 from chalicelib.store.models import IncidentItem, IncidentPointerItem, TimelineItem, bind
 
 TRIGGERED = "triggered"
@@ -67,6 +66,14 @@ class Trigger:
 class Opened:
     incident: IncidentItem
     created: bool
+
+
+def _announce(incident: IncidentItem, entry: Any) -> None:
+    """Tell outbound subscribers (chalicelib/outbound); never raises. Imported on first use: the
+    webhook function never announces, and the outbound models cost ~20 ms of its cold start."""
+    from chalicelib.outbound import service as outbound
+
+    outbound.emit(incident, entry)
 
 
 def _now() -> float:
@@ -149,7 +156,7 @@ def open_or_update(
                 tx.save(incident, condition=IncidentItem.pk.does_not_exist())
                 tx.save(first)
             incident.version = 1
-            outbound.emit(incident, first)  # after the write; never raises (at-least-once, see outbound)
+            _announce(incident, first)  # after the write; never raises (at-least-once, see outbound)
             return Opened(incident, created=True)
         except TransactWriteError as exc:
             reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
@@ -200,7 +207,7 @@ def _merge(incident_id: str, trigger: Trigger) -> IncidentItem:
             at=now,
         )
         entry.save()
-        outbound.emit(incident, entry)
+        _announce(incident, entry)
         return incident
     raise RuntimeError(f"incident {incident_id} kept changing; merge abandoned")
 
@@ -256,7 +263,7 @@ def transition(
     if to_status == ACKNOWLEDGED:  # once per incident: the transaction above is conditional on status
         seconds(TIME_TO_ACKNOWLEDGE, now - incident.opened_at)
     updated = get(incident_id)
-    outbound.emit(updated, entry)  # acknowledged / resolved; other statuses come as statement events
+    _announce(updated, entry)  # acknowledged / resolved; other statuses come as statement events
     return updated
 
 
@@ -265,7 +272,7 @@ def record(incident_id: str, *, actor: str, action: str, channel: str, detail: s
     incident = get(incident_id)
     entry = timeline_entry(incident_id, actor=actor, action=action, channel=channel, detail=detail, at=_now())
     entry.save(condition=TimelineItem.sk.does_not_exist())  # append-only: never overwrite an entry
-    outbound.emit(incident, entry)  # statement approved/published, response-time breach (others are ignored)
+    _announce(incident, entry)  # statement approved/published, response-time breach (others are ignored)
     return entry
 
 
