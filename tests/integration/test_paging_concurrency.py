@@ -138,7 +138,7 @@ def _child() -> None:
     """A sweeper container: for each epoch `now` read from stdin, one `sweep(now)`, answered as one JSON line."""
     errors = _ErrorCount()
     logging.getLogger("chalicelib").addHandler(errors)
-    paging.open_escalations()  # connect and bind before the race, as a warm container would have
+    _warm()
     print(json.dumps({"ready": os.getpid()}), flush=True)
     for line in sys.stdin:
         errors.messages.clear()
@@ -150,6 +150,16 @@ def _child() -> None:
             answer = {"sent": [], "error": repr(exc)}
         answer.update(started=started, ended=time.time(), logged_errors=list(errors.messages))
         print(json.dumps(answer), flush=True)
+
+
+def _warm() -> None:
+    """Create the DynamoDB clients before the race, as a warm container has them. (Created lazily,
+    one per model class, they would be built by all 46 threads at once in the first round: 10+ s
+    of botocore loading its service model over and over, which no Lambda does.)"""
+    from chalicelib.store.models import raw_clients
+
+    raw_clients()
+    paging.open_escalations()
 
 
 @dataclass
@@ -188,9 +198,13 @@ class _Child:
         self.proc.stdin.write(f"{now!r}\n")
         self.proc.stdin.flush()
 
-    def stop(self) -> None:
-        if self.proc.stdin is not None:
+    def close(self) -> None:
+        """End of input: the process finishes its loop and exits."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
             self.proc.stdin.close()
+
+    def stop(self) -> None:
+        self.close()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -367,10 +381,11 @@ def test_fifty_concurrent_sweepers_send_each_page_exactly_once(
             by_letter[letter] = opened.incident
             return opened.incident
 
-        for child in children:
-            assert "ready" in child.answer(), "sweeper process did not start"
+        _warm()
         a, d = open_incident("A"), open_incident("D")
         open_incident("B")  # its ingest Lambda "died": the sweepers must start it
+        for child in children:
+            assert "ready" in child.answer(), "sweeper process did not start"
 
         def ingest(incident: incidents.IncidentItem) -> Callable[[], Any]:
             return lambda: paging.start_escalation(incident, playbook[incident.playbook], ROSTER, T0)
@@ -394,6 +409,8 @@ def test_fifty_concurrent_sweepers_send_each_page_exactly_once(
                 fake.wait_for_status(message.sid, timeout=ROUND_TIMEOUT)
             arrived[minute] = fake.messages[before:]
     finally:
+        for child in children:
+            child.close()  # all at once: they exit in parallel
         for child in children:
             child.stop()
         stderr.close()
