@@ -331,12 +331,11 @@ FORM = ["application/x-www-form-urlencoded"]
 def sms_inbound() -> Response:
     """An on-call person's reply ("ACK 4821"); only numbers in the roster can change anything."""
     from chalicelib.paging import service as paging
-    from chalicelib.playbooks.loader import load_roster
 
     form = _twilio_form("/sms/inbound")
     if isinstance(form, Response):
         return form
-    reply = paging.handle_inbound_sms(form.get("From", ""), form.get("Body", ""), load_roster(), time.time())
+    reply = paging.handle_inbound_sms(form.get("From", ""), form.get("Body", ""), paging.deployed_roster(), time.time())
     return _twiml(reply)
 
 

@@ -41,10 +41,9 @@ def ingest_batch(event: dict[str, Any], now: float | None = None) -> IngestSumma
     created = [o.incident for o in opened if o.created]
     if created:
         from chalicelib.paging import service as paging
-        from chalicelib.playbooks.loader import load_roster
 
         by_id = {p.id: p for p in playbooks}
-        roster = load_roster()
+        roster = paging.deployed_roster()  # validated once per container: 30 ms off the alarm-to-page path
         for incident in created:
             paging.start_escalation(incident, by_id[incident.playbook], roster, time.time() if now is None else now)
     count(MENTIONS_INGESTED, len(result.counted))
@@ -68,7 +67,7 @@ def open_by_hand(*, brand: Any, playbook_id: Any, summary: Any, actor: str, now:
     """Open (or join) the incident of `playbook_id` for `brand`, paged like an alarm; returns `Opened`."""
     from chalicelib.incidents import service as incidents
     from chalicelib.paging import service as paging
-    from chalicelib.playbooks.loader import default_playbooks, load_roster
+    from chalicelib.playbooks.loader import default_playbooks
 
     playbook = next((p for p in default_playbooks() if p.id == playbook_id), None)
     if playbook is None:
@@ -88,5 +87,7 @@ def open_by_hand(*, brand: Any, playbook_id: Any, summary: Any, actor: str, now:
     )
     if opened.created:
         logger.info("incident opened by hand", extra={"incident_id": opened.incident.id, "brand": brand})
-        paging.start_escalation(opened.incident, playbook, load_roster(), time.time() if now is None else now)
+        paging.start_escalation(
+            opened.incident, playbook, paging.deployed_roster(), time.time() if now is None else now
+        )
     return opened
