@@ -76,18 +76,10 @@ def _measure_incident() -> dict[str, float]:
     from klaxon import stack as local_stack
     from klaxon.fake_twilio import running_fake_twilio
 
-    port = local_stack.free_port()
-    proc = local_stack.start_moto(port)
-    os.environ.update(local_stack.local_environment(port))
-    os.environ["KLAXON_TABLE_PREFIX"] = "costbench"
-    os.environ["KLAXON_QUEUE_NAME"] = "costbench-mentions"
-    try:
-        with running_fake_twilio(step_delay=0.0) as fake:
-            os.environ.update(fake.environment())
-            os.environ.setdefault("KLAXON_PUBLIC_URL", "https://klaxon.example.com")
-            return _incident_run(fake)
-    finally:
-        local_stack.stop_process(proc)
+    with local_stack.bench_moto("costbench"), running_fake_twilio(step_delay=0.0) as fake:
+        os.environ.update(fake.environment())
+        os.environ.setdefault("KLAXON_PUBLIC_URL", "https://klaxon.example.com")
+        return _incident_run(fake)
 
 
 def _incident_run(fake: Any) -> dict[str, float]:

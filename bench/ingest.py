@@ -107,15 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # the bench prints its own figures
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    port = local_stack.free_port()
-    proc = local_stack.start_moto(port)
-    os.environ.update(local_stack.local_environment(port))
-    os.environ["KLAXON_TABLE_PREFIX"] = "bench"
-    os.environ["KLAXON_QUEUE_NAME"] = "bench-mentions"
-    try:
+    with local_stack.bench_moto("bench"):
         return _run(args)
-    finally:
-        local_stack.stop_process(proc)
 
 
 def _run(args: argparse.Namespace) -> int:

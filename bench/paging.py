@@ -148,11 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     from klaxon import stack as local_stack
     from klaxon.fake_twilio import running_fake_twilio
 
-    port = local_stack.free_port()
-    proc = local_stack.start_moto(port)
-    os.environ.update(local_stack.local_environment(port))
-    os.environ["KLAXON_TABLE_PREFIX"] = "benchpg"
-    os.environ["KLAXON_QUEUE_NAME"] = "benchpg-mentions"
     sink = ThreadingHTTPServer((local_stack.LOOPBACK, 0), _Sink)
     sink.daemon_threads = True
     threading.Thread(target=sink.serve_forever, daemon=True).start()
@@ -160,12 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["KLAXON_SMS_STATUS_URL"] = f"http://{local_stack.LOOPBACK}:{sink.server_address[1]}/sms/status"
     try:
         # Status changes after "queued" are scheduled an hour out: no callback storm during the run.
-        with running_fake_twilio(step_delay=3600) as fake:
+        with local_stack.bench_moto("benchpg") as port, running_fake_twilio(step_delay=3600) as fake:
             os.environ.update(fake.environment())
             return _run(args, fake, port)
     finally:
         sink.shutdown()
-        local_stack.stop_process(proc)
 
 
 def _reset_moto(port: int) -> None:

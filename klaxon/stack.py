@@ -283,6 +283,21 @@ def _rate_seconds(expression: str) -> int | None:
 
 
 @contextmanager
+def bench_moto(prefix: str) -> Iterator[int]:
+    """A moto server of the benchmark's own, the environment pointed at it, its own table prefix and
+    queue name; yields the port and stops the server on exit."""
+    port = free_port()
+    proc = start_moto(port)
+    os.environ.update(local_environment(port))
+    os.environ["KLAXON_TABLE_PREFIX"] = prefix
+    os.environ["KLAXON_QUEUE_NAME"] = f"{prefix}-mentions"
+    try:
+        yield port
+    finally:
+        stop_process(proc)
+
+
+@contextmanager
 def running(
     *,
     moto_port: int | None = None,
