@@ -17,9 +17,10 @@ from chalicelib.config import load_secrets, settings
 if os.environ.get("LAMBDA_TASK_ROOT"):  # in Lambda, not while `chalice package` imports the app
     load_secrets()  # secrets from SSM into the environment, once, before any handler runs
 
-from chalicelib import flows  # noqa: E402  (after the secrets: modules may read configuration)
-from chalicelib.incidents import service as incidents  # noqa: E402
-from chalicelib.ingest import webhooks  # noqa: E402
+# Only what the webhook routes need is imported here: a cold start of the webhook function pays for
+# nothing else (bench/coldstart.py). Staff, SMS, ingest and sweeper handlers import their domain
+# modules on first use, which their first invocation pays once per container.
+from chalicelib.ingest import webhooks  # noqa: E402  (after the secrets: modules may read configuration)
 from chalicelib.observability import logger, middleware, tracer  # noqa: E402
 
 app = Chalice(app_name="klaxon")
@@ -184,6 +185,8 @@ def _actor() -> str:
 
 @app.route("/incidents", methods=["GET"])
 def list_incidents() -> Response:
+    from chalicelib.incidents import service as incidents
+
     if not _authorised():
         return _error(401, "missing or wrong x-api-key header")
     return Response(body={"incidents": [incidents.as_dict(i) for i in incidents.open_incidents()]}, status_code=200)
@@ -192,6 +195,9 @@ def list_incidents() -> Response:
 @app.route("/incidents", methods=["POST"], content_types=JSON)
 def open_incident() -> Response:
     """A person opens an incident by hand: {"brand", "playbook", "summary"}; pages like an alarm does."""
+    from chalicelib import flows
+    from chalicelib.incidents import service as incidents
+
     if not _authorised():
         return _error(401, "missing or wrong x-api-key header")
     try:
@@ -211,6 +217,8 @@ def open_incident() -> Response:
 
 @app.route("/incidents/{incident_id}", methods=["GET"])
 def get_incident(incident_id: str) -> Response:
+    from chalicelib.incidents import service as incidents
+
     if not _authorised():
         return _error(401, "missing or wrong x-api-key header")
     if not _incident_id_ok(incident_id):
@@ -228,6 +236,8 @@ def get_incident(incident_id: str) -> Response:
 
 @app.route("/incidents/{incident_id}/{action}", methods=["POST"], content_types=JSON)
 def change_incident(incident_id: str, action: str) -> Response:
+    from chalicelib.incidents import service as incidents
+
     if not _authorised():
         return _error(401, "missing or wrong x-api-key header")
     if not _incident_id_ok(incident_id):
@@ -354,6 +364,7 @@ def sms_status() -> Response:
 @app.schedule("rate(1 minute)", name="sweeper")
 def sweeper(event: Any) -> None:
     """Once a minute: escalate unacknowledged pages and record missed response-time targets."""
+    from chalicelib.incidents import service as incidents
     from chalicelib.paging import service as paging
 
     outcome = paging.sweep(time.time())
@@ -364,6 +375,8 @@ def sweeper(event: Any) -> None:
 @app.on_sqs_message(queue=settings().queue_name, batch_size=10, name="ingest")
 def ingest(event: Any) -> dict[str, Any]:
     """Mentions from the webhooks, ten at a time; failed records are retried alone (batchItemFailures)."""
+    from chalicelib import flows
+
     summary = flows.ingest_batch(event.to_dict())
     logger.info(
         "batch ingested",

@@ -1,7 +1,9 @@
 """Hand mentions to the ingest queue (SQS) in batches of ten.
 
-botocore directly rather than boto3: PynamoDB already loads botocore, and skipping boto3's
-session machinery keeps the webhook Lambda's cold start short.
+The webhook path sends through `chalicelib.awsjson` (SigV4 over http.client) rather than botocore:
+importing botocore and building a client would more than double the webhook function's cold start
+(see that module). `sqs_client()` is the botocore client for everything that is not on that path
+(the local poller, the demo, outbound deliveries).
 """
 
 from __future__ import annotations
@@ -10,10 +12,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-import botocore.session
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
+from chalicelib import awsjson
 from chalicelib.config import Settings, settings
 from chalicelib.ingest.models import Mention
 
@@ -26,6 +25,9 @@ class QueueUnavailable(RuntimeError):
 
 @lru_cache(maxsize=4)
 def _client(endpoint_url: str | None, region: str) -> Any:
+    import botocore.session
+    from botocore.config import Config
+
     session = botocore.session.get_session()
     return session.create_client(
         "sqs",
@@ -40,9 +42,10 @@ def sqs_client(cfg: Settings | None = None) -> Any:
     return _client(cfg.endpoint_url, cfg.region)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def _queue_url(endpoint_url: str | None, region: str, name: str) -> str:
-    return str(_client(endpoint_url, region).get_queue_url(QueueName=name)["QueueUrl"])
+    """The queue's URL by name; `endpoint_url` is part of the cache key so tests can re-point it."""
+    return str(awsjson.call("sqs", "GetQueueUrl", {"QueueName": name}, region=region)["QueueUrl"])
 
 
 def queue_url(cfg: Settings | None = None) -> str:
@@ -56,18 +59,21 @@ def enqueue(mentions: Sequence[Mention], cfg: Settings | None = None) -> int:
         return 0
     cfg = cfg or settings()
     try:
-        client, url = sqs_client(cfg), queue_url(cfg)
+        url = queue_url(cfg)
         for start in range(0, len(mentions), _SQS_BATCH):
             chunk = mentions[start : start + _SQS_BATCH]
             entries = [{"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(chunk)]
             for _attempt in range(2):
-                failed = client.send_message_batch(QueueUrl=url, Entries=entries).get("Failed", [])
+                answer = awsjson.call(
+                    "sqs", "SendMessageBatch", {"QueueUrl": url, "Entries": entries}, region=cfg.region
+                )
+                failed = answer.get("Failed") or []
                 if not failed:
                     break
                 failed_ids = {f["Id"] for f in failed}
                 entries = [e for e in entries if e["Id"] in failed_ids]
             else:
                 raise QueueUnavailable(f"SQS refused {len(entries)} message(s): {failed[0].get('Code')}")
-    except (BotoCoreError, ClientError) as exc:
+    except awsjson.AwsError as exc:
         raise QueueUnavailable(f"SQS unavailable: {exc}") from exc
     return len(mentions)

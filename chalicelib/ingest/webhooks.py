@@ -13,14 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import PynamoDBException
-
+from chalicelib import awsjson
 from chalicelib.config import Settings, settings
 from chalicelib.ingest import signatures
 from chalicelib.ingest.brands import BrandMatcher, load_brands
 from chalicelib.ingest.platforms import Parsed, PayloadError, parse_generic, parse_meta, parse_x
 from chalicelib.ingest.queue import QueueUnavailable, enqueue
-from chalicelib.store.models import SeenWebhookItem, bind
 
 
 class WebhookRejected(Exception):
@@ -153,24 +151,34 @@ def accept_generic(
     except signatures.SignatureError as exc:
         raise WebhookRejected(401, str(exc)) from exc
     parsed = _parse(parse_generic, _json(body), cfg)
-    bind(cfg)
     key = f"wh#generic#{webhook_id}"
     try:
         # Check, enqueue, then remember: if enqueueing fails the sender's retry is not mistaken
         # for a duplicate; a race between two copies is harmless because ingest dedupes mentions.
-        if _seen(key):
+        if _seen(key, cfg):
             return Accepted(enqueued=0, ignored=0, unmatched=0, duplicate=True)
         accepted = _enqueue(parsed, cfg)
         clock = time.time() if now is None else now
-        SeenWebhookItem(key, expires=int(clock) + 2 * cfg.webhook_tolerance_seconds + 60).save()
-    except PynamoDBException as exc:
+        _remember(key, int(clock) + 2 * cfg.webhook_tolerance_seconds + 60, cfg)
+    except awsjson.AwsError as exc:
         raise WebhookRejected(503, "storage unavailable, retry later") from exc
     return accepted
 
 
-def _seen(key: str) -> bool:
-    try:
-        item = SeenWebhookItem.get(key, consistent_read=True)
-    except SeenWebhookItem.DoesNotExist:
-        return False
-    return item.expires > time.time()
+# The seen-id item is `SeenWebhookItem` in chalicelib/store/models.py (mentions table, hash key `pk`,
+# TTL attribute `expires`), written here with the light client: PynamoDB would bring botocore into
+# the webhook function's cold start (chalicelib/awsjson.py says why that matters).
+def _seen(key: str, cfg: Settings) -> bool:
+    answer = awsjson.call(
+        "dynamodb",
+        "GetItem",
+        {"TableName": cfg.mentions_table, "Key": {"pk": {"S": key}}, "ConsistentRead": True},
+        region=cfg.region,
+    )
+    expires = answer.get("Item", {}).get("expires", {}).get("N")
+    return expires is not None and float(expires) > time.time()
+
+
+def _remember(key: str, expires: int, cfg: Settings) -> None:
+    item = {"pk": {"S": key}, "expires": {"N": str(expires)}}
+    awsjson.call("dynamodb", "PutItem", {"TableName": cfg.mentions_table, "Item": item}, region=cfg.region)
