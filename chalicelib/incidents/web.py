@@ -1,9 +1,8 @@
 """The incident page behind the SMS short link: GET /i/{code}?t=<token>, server-rendered for a phone.
 
 A 4-digit code is guessable, so the code alone shows nothing: the link carries a signed, expiring,
-per-person token made with the approval links' HMAC scheme and secret (chalicelib.statements.links).
-Its payload is binary, format byte 0x02 (approval links are 0x01, so neither kind of token is
-accepted as the other): expires_at as 4 bytes big-endian epoch seconds, then ASCII `code|person_id`.
+per-person token (chalicelib/incidents/links.py: a 16-character form that fits in the page SMS, and
+a long form).
 
 Nothing here knows Chalice: the route passes the code, the token and the clock, and gets back
 status, HTML and headers. Every value from the store or a person is escaped; text people wrote is
@@ -12,35 +11,21 @@ marked dir="auto" so Hebrew lines lay out right to left inside the English page.
 
 from __future__ import annotations
 
-import hmac
 import logging
-import struct
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from chalicelib.counters.service import MAX_SERIES_POINTS, Point, read_series
 from chalicelib.incidents import service as incidents
-from chalicelib.statements.links import (
-    MAX_TOKEN_CHARS,
-    LinkError,
-    LinkExpired,
-    LinkTampered,
-    _b64,
-    _sign,
-    _unb64,
-    link_secret,
-)
+from chalicelib.incidents.links import verify_incident_link
+from chalicelib.statements.links import LinkError, LinkExpired
 from chalicelib.statements.page import CSS, e
 from chalicelib.store.models import IncidentItem, TimelineItem
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TTL = 24 * 3600
 CHART_LEAD = 2 * 3600  # the chart starts two hours before the incident opened
-_FORMAT = 2
-_HEAD = struct.Struct(">BI")
-_CODE = frozenset("0123456789")
 
 SECURITY_HEADERS: dict[str, str] = {
     "Content-Type": "text/html; charset=utf-8",
@@ -86,40 +71,7 @@ ACTIONS = {
 }
 
 
-# --- the signed link ---------------------------------------------------------------------------
-
-
-def incident_link(code: str, person_id: str, expires: int | float, *, secret: bytes | None = None) -> str:
-    """A token letting one person see the incident with SMS code `code` until `expires` (epoch s)."""
-    if not (code and len(code) <= 8 and set(code) <= _CODE):
-        raise ValueError("code must be 1-8 digits")
-    if not person_id or "|" in person_id or not person_id.isascii() or len(person_id) > 64:
-        raise ValueError("person_id must be 1-64 ASCII characters without '|'")
-    payload = _HEAD.pack(_FORMAT, int(expires)) + f"{code}|{person_id}".encode("ascii")
-    return f"{_b64(payload)}.{_b64(_sign(payload, secret or link_secret()))}"
-
-
-def verify_incident_link(token: str | None, code: str, now: float, *, secret: bytes | None = None) -> str:
-    """The person the token was issued to, if it is authentic, unexpired and for `code`; else LinkError."""
-    key = secret or link_secret()  # first: a deployment without a link secret says so, for any token
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
-        raise LinkTampered(LinkTampered.reason)
-    encoded_payload, encoded_signature = token.split(".")
-    payload, signature = _unb64(encoded_payload), _unb64(encoded_signature)
-    if not hmac.compare_digest(signature, _sign(payload, key)):
-        raise LinkTampered(LinkTampered.reason)
-    try:
-        fmt, expires_at = _HEAD.unpack_from(payload)
-        token_code, person_id = payload[_HEAD.size :].decode("ascii").split("|")
-    except (struct.error, UnicodeDecodeError, ValueError) as exc:
-        raise LinkTampered(LinkTampered.reason) from exc
-    if fmt != _FORMAT:
-        raise LinkTampered(LinkTampered.reason)
-    if now >= expires_at:
-        raise LinkExpired(LinkExpired.reason)
-    if not hmac.compare_digest(token_code.encode(), code.encode("utf-8", "replace")):
-        raise LinkTampered("this link is for another incident")
-    return person_id
+# --- the signed link (chalicelib/incidents/links.py) ------------------------------------------
 
 
 def incident_url(code: str, token: str, base_url: str) -> str:

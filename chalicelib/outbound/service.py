@@ -71,11 +71,23 @@ def event_id(incident_id: str, timeline_sk: str) -> str:
     return "evt_" + hashlib.sha256(f"{incident_id}|{timeline_sk}".encode()).hexdigest()[:32]
 
 
+SUBSCRIBER_VIEWER = "subscribers"  # who the incident link is signed for: every configured subscriber
+
+
 def _link(code: str | None, status: str | None) -> str | None:
+    """The incident page, signed (long form) for the subscribers for a day: a Slack channel or a
+    Teams team the operator configured may open it, as a paged person may from their SMS."""
+    from chalicelib.incidents.links import DEFAULT_TTL, incident_link
+    from chalicelib.statements.links import LinkError
+
     base = os.environ.get("KLAXON_PUBLIC_URL")
     if not base or not code or status == "resolved":  # a resolved incident's short code is released
         return None
-    return f"{base.rstrip('/')}/i/{code}"
+    try:
+        token = incident_link(code, SUBSCRIBER_VIEWER, time.time() + DEFAULT_TTL)
+    except (LinkError, ValueError):  # deployed without KLAXON_LINK_SECRET: no link rather than a dead one
+        return None
+    return f"{base.rstrip('/')}/i/{code}?t={token}"
 
 
 def event_data(incident: Any, entry: Any) -> dict[str, Any]:

@@ -25,9 +25,11 @@ def language_for(languages: list[str] | tuple[str, ...]) -> str:
     return next((lang for lang in languages if lang in SUPPORTED), "en")
 
 
-def short_link(public_url: str | None, code: str) -> str | None:
-    """KLAXON_PUBLIC_URL + "/i/<code>", or None when no public URL is configured."""
-    return f"{public_url.rstrip('/')}/i/{code}" if public_url else None
+def short_link(public_url: str | None, code: str, token: str | None = None) -> str | None:
+    """KLAXON_PUBLIC_URL + "/i/<code>?t=<token>" (the recipient's signed token), or None without a public URL."""
+    if not public_url:
+        return None
+    return f"{public_url.rstrip('/')}/i/{code}" + (f"?t={token}" if token else "")
 
 
 # --- the summary in Hebrew --------------------------------------------------------------------
@@ -106,37 +108,72 @@ def _lines(page: Page, lang: str, summary: str, with_link: bool) -> list[str]:
 
 
 def _variants(summary: str) -> list[str]:
-    """The summary, then without its trailing parenthesis ("(expected 23)"): clauses go whole before words do."""
-    short = re.sub(r"\s*\([^()]*\)$", "", summary).strip()
-    return [summary, short] if short and short != summary else [summary]
+    """The summary, then shorter whole clauses: without its trailing parenthesis ("(expected 23)"),
+    then without its last comma clause ("31x usual"), marked "…", and so on. Clauses go whole
+    before words do."""
+    out = [summary]
+    while True:
+        current = out[-1]
+        shorter = re.sub(r"\s*\([^()]*\)$", "", current).strip()
+        if shorter == current:
+            head = current.removesuffix("…").rpartition(",")[0].strip()
+            shorter = head + "…" if head else ""  # a cut clause is marked, as a cut word is
+        if not shorter:
+            return out
+        out.append(shorter)
+
+
+# With a link on the page, the summary may be cut word by word only down to this many characters
+# (or its first clause, if shorter): below that the numbers are gone, and the numbers matter more
+# than the link, so the link goes instead.
+MIN_SUMMARY_WITH_LINK = 30
+
+
+def _units(text: str) -> int:
+    """Length as a phone counts it (UTF-16 code units: an emoji is two)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def render_page(page: Page, lang: str, max_segments: int = MAX_SEGMENTS) -> str:
     """The page in `lang`, at most `max_segments` SMS.
 
-    Shortening order: the summary's trailing parenthesis, then the summary word by word, then
-    the link. Raises ValueError only if even "<severity> <brand> / <code> / Reply ACK <code>"
-    does not fit.
+    Shortening order: the summary's trailing parenthesis, its trailing comma clauses, then the
+    summary word by word down to MIN_SUMMARY_WITH_LINK characters, then the link (and the summary
+    word by word again). Raises ValueError only if even
+    "<severity> <brand> / <code> / Reply ACK <code>" does not fit.
     """
     lang = lang if lang in SUPPORTED else "en"
     summary = summary_in(page.summary, lang).replace("\n", " ").strip() or "-"
-    for with_link in (True, False):
-        variants = _variants(summary)
+    variants = _variants(summary)
+    for with_link in (True, False) if page.link else (False,):
         for variant in variants:
             text = "\n".join(_lines(page, lang, variant, with_link))
-            if segments(gsm_friendly(text)).segments <= max_segments or variant is variants[-1]:
-                try:
-                    return fit(text, max_segments, trim=variant)
-                except ValueError:
-                    break
+            if segments(gsm_friendly(text)).segments <= max_segments:
+                return fit(text, max_segments, trim=variant)
+        shortest = variants[-1]
+        try:
+            text = fit("\n".join(_lines(page, lang, shortest, with_link)), max_segments, trim=shortest)
+        except ValueError:
+            continue
+        kept = _units(text.split("\n")[1]) if text.count("\n") >= 3 else 0
+        if not with_link or kept >= min(_units(shortest), MIN_SUMMARY_WITH_LINK):
+            return text
     return fit("\n".join(_lines(page, lang, "", False)), max_segments, trim=page.brand)
 
 
 def page_text(
-    *, severity: str, brand: str, summary: str, code: str, languages: list[str], public_url: str | None
+    *,
+    severity: str,
+    brand: str,
+    summary: str,
+    code: str,
+    languages: list[str],
+    public_url: str | None,
+    token: str | None = None,
 ) -> str:
-    """The page for one recipient (their first of he/en), with the short link when a public URL is set."""
-    page = Page(severity=severity, brand=brand, summary=summary, code=code, link=short_link(public_url, code))
+    """The page for one recipient (their first of he/en), with their signed link when a public URL is set."""
+    link = short_link(public_url, code, token)
+    page = Page(severity=severity, brand=brand, summary=summary, code=code, link=link)
     return render_page(page, language_for(languages))
 
 

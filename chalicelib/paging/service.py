@@ -316,22 +316,36 @@ class Outcome:
         return self
 
 
-def _page_text(incident: IncidentItem, person: Person) -> tuple[str, str]:
+def _link_token(incident: IncidentItem, person: Person, now: float) -> str | None:
+    """The person's signed token for the incident page (valid a day); None if links cannot be signed."""
+    from chalicelib.incidents.links import DEFAULT_TTL, sms_token
+    from chalicelib.statements.links import LinkError
+
+    try:
+        return sms_token(incident.code, person.id, now + DEFAULT_TTL)
+    except (LinkError, ValueError):  # deployed without KLAXON_LINK_SECRET: the page still goes, code only
+        log.warning("page_link_unsigned incident=%s", incident.id)
+        return None
+
+
+def _page_text(incident: IncidentItem, person: Person, now: float | None = None) -> tuple[str, str]:
     lang = messages.language_for(person.languages)
+    base = public_url()
     text = messages.page_text(
         severity=incident.severity,
         brand=brand_name(incident.brand),
         summary=incident.summary,
         code=incident.code,
         languages=[lang],
-        public_url=public_url(),
+        public_url=base,
+        token=_link_token(incident, person, time.time() if now is None else now) if base else None,
     )
     return text, lang
 
 
 def _send(page: PageItem, person: Person, incident: IncidentItem, sender: SmsSender, now: float, out: Outcome) -> None:
     """Hand a claimed page (state `sending`, our attempt number) to the sender and record the outcome."""
-    text, _ = _page_text(incident, person)
+    text, _ = _page_text(incident, person, now)
     attempt = int(page.attempts)
     claimed = (PageItem.state == SENDING) & (PageItem.attempts == attempt)
     key = page_key(page)

@@ -10,7 +10,8 @@ from typing import Any
 
 from chalicelib.counters.service import commit
 from chalicelib.incidents import service as incidents
-from chalicelib.incidents.web import incident_link, incident_url
+from chalicelib.incidents.links import incident_link
+from chalicelib.incidents.web import incident_url
 from chalicelib.store.models import counter_attribute
 
 BRAND = "e2e-telecom"

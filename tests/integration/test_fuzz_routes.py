@@ -33,7 +33,7 @@ from twilio.request_validator import RequestValidator
 
 from chalicelib.config import settings as klaxon_settings
 from chalicelib.incidents import service as incidents
-from chalicelib.incidents.web import incident_link
+from chalicelib.incidents.links import incident_link
 from chalicelib.ingest.queue import sqs_client
 from chalicelib.paging import twilio_sms
 from chalicelib.paging.service import parse_command, person_by_phone

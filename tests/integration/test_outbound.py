@@ -225,6 +225,10 @@ def test_lifecycle_reaches_every_subscriber_in_order_with_valid_signatures(
     with pytest.raises(Exception):  # noqa: B017 - any verification error: the signature binds the body
         Webhook(SECRET).verify(generic[0].body.replace(b"sev1", b"sev3"), generic[0].headers)
     assert bodies[0]["data"]["link"].startswith("https://klaxon.example/i/") and bodies[-1]["data"]["link"] is None
+    from chalicelib.incidents.links import verify_incident_link
+
+    code, token = bodies[0]["data"]["link"].rsplit("/", 1)[1].split("?t=")
+    assert verify_incident_link(token, code, time.time()) == "subscribers"  # the link opens the page
     assert bodies[2]["data"]["detail"] == "acknowledge"
     assert bodies[3]["data"]["actor"] == "maya-katz"
 

@@ -7,6 +7,7 @@ service. Time is passed explicitly; nothing sleeps except waiting for the fake's
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -192,7 +193,9 @@ def test_step_zero_pages_exactly_the_on_call_person(pg: Paging) -> None:
     assert pg.sent_to() == ["sarah-whitfield"]
     (message,) = pg.fake.messages
     assert message.body.startswith("KLAXON SEV1 Acme Telecom\nneg 212/5min")
-    assert message.body.endswith(f"https://klaxon.example.com/i/{incident.code}\nReply ACK {incident.code}")
+    link = rf"https://klaxon\.example\.com/i/{incident.code}\?t=[\w-]{{12}}"
+    assert re.search(rf"\nIncident {incident.code}: {link}\n", message.body), message.body
+    assert message.body.endswith(f"\nReply ACK {incident.code}")
     assert message.num_segments == 1
     # a retried Lambda starting it again pages nobody twice
     paging.start_escalation(incident, pg.playbook, ROSTER, T0 + timedelta(seconds=3))
@@ -421,9 +424,48 @@ def test_hebrew_speaker_gets_a_hebrew_page_within_two_segments(pg: Paging) -> No
     paging.start_escalation(incident, pg.playbook, ROSTER, T0 + timedelta(days=1))  # Maya's day
     (message,) = pg.fake.messages
     assert PERSON_BY_PHONE[message.to] == "maya-katz"
-    assert message.body.startswith("קלקסון SEV1: Acme Telecom\n1240 תגובות שליליות ב-5 דק׳, פי 31 מהרגיל")
+    # the numbers stay whole; the ratio clause makes room for the person's link
+    assert message.body.startswith("קלקסון SEV1: Acme Telecom\n1240 תגובות שליליות ב-5 דק׳")
+    assert f"\nhttps://klaxon.example.com/i/{incident.code}?t=" in message.body
     assert message.body.endswith(f"לאישור השיבו ACK {incident.code}")
     assert message.num_segments <= 2
+
+
+def _link_in(body: str) -> tuple[str, str]:
+    """(code, token) of the incident link in a page SMS."""
+    match = re.search(r"https://klaxon\.example\.com/i/(\d+)\?t=([\w-]+)", body)
+    assert match, body
+    return match[1], match[2]
+
+
+@pytest.mark.parametrize("day", [0, 1], ids=["english page", "hebrew page"])
+def test_the_link_in_the_page_opens_the_incident_page_for_that_person_only(pg: Paging, day: int) -> None:
+    from chalicelib.incidents.links import verify_incident_link
+    from chalicelib.incidents.web import incident_page_response
+    from chalicelib.statements.links import LinkTampered
+
+    incident = pg.open_incident(summary="neg 1240/5min, 31x usual (expected 40)")
+    sent_at = T0 + timedelta(days=day)
+    paging.start_escalation(incident, pg.playbook, ROSTER, sent_at)
+    (message,) = pg.fake.messages
+    assert message.num_segments <= 2  # the Hebrew page keeps its link within two UCS-2 segments
+    code, token = _link_in(message.body)
+    assert code == incident.code
+    person = PERSON_BY_PHONE[message.to]
+    people = [p.id for p in ROSTER.people]
+    now = sent_at.timestamp() + 3 * 3600
+    assert verify_incident_link(token, code, now, people=people) == person
+
+    status, html, headers = incident_page_response(code, token, now)
+    assert status == 200 and f"ACK {code}" in html and headers["Cache-Control"] == "no-store"
+    for bad in (token[:-1] + ("A" if token[-1] != "A" else "B"), token[:8], token + "A"):
+        assert incident_page_response(code, bad, now)[0] == 403
+    other = "0000" if code != "0000" else "0001"
+    assert incident_page_response(other, token, now)[0] == 403  # a token opens its own incident only
+    status, html, _ = incident_page_response(code, token, sent_at.timestamp() + 25 * 3600)
+    assert status == 403 and "expired" in html
+    with pytest.raises(LinkTampered):  # someone taken off the roster: their links stop working
+        verify_incident_link(token, code, now, people=[p for p in people if p != person])
 
 
 class _RefusingSender:

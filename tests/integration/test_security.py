@@ -30,7 +30,7 @@ from twilio.request_validator import RequestValidator
 
 from chalicelib.config import settings
 from chalicelib.incidents import service as incidents
-from chalicelib.incidents.web import incident_link
+from chalicelib.incidents.links import incident_link
 from chalicelib.ingest import webhooks
 from chalicelib.paging import service as paging
 from chalicelib.playbooks.loader import load_roster
