@@ -332,7 +332,31 @@ def _pages(stack: Any, incident: dict[str, Any]) -> bool:
         print(f"  to {message.to} [{message.num_segments} segment(s), {message.status}]:")
         for line in message.body.splitlines():
             print(f"    | {line}")
+    _open_page_link(messages[0].body if messages else "")
     return bool(messages)
+
+
+def _open_page_link(body: str) -> None:
+    """Open the link in the first page as the on-call person's phone would: their own signed token."""
+    import re
+
+    match = re.search(r"https?://\S+/i/\d+\?t=[\w-]+", body)
+    if not match:
+        print("  (no incident link in the page: KLAXON_PUBLIC_URL unset or no room)")
+        return
+    try:
+        with urllib.request.urlopen(match[0], timeout=30) as response:
+            status, html = response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        status, html = exc.code, ""
+    title = re.search(r"<title>(.*?)</title>", html, re.S)
+    print(f"  the page's link opens the incident page -> HTTP {status}" + (f": {title[1].strip()}" if title else ""))
+    without = match[0].split("?")[0]
+    try:
+        urllib.request.urlopen(without, timeout=30)
+        print(f"  {without} without the token -> HTTP 200 (unexpected)")
+    except urllib.error.HTTPError as exc:
+        print(f"  the same link without its token -> HTTP {exc.code} (the 4-digit code alone shows nothing)")
 
 
 def _acknowledge(stack: Any, incident: dict[str, Any]) -> bool:
