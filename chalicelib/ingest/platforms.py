@@ -59,7 +59,7 @@ X_ENVELOPE_KEYS = frozenset({"for_user_id", "user_has_blocked", "source", "users
 
 
 class _XUser(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     id_str: str
     screen_name: str | None = None
     name: str | None = None
@@ -67,27 +67,27 @@ class _XUser(BaseModel):
 
 
 class _XUserMention(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     screen_name: str
 
 
 class _XEntities(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     user_mentions: list[_XUserMention] = Field(default_factory=list)
 
 
 class _XExtended(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     full_text: str
 
 
 class _XRetweeted(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     user: _XUser
 
 
 class _XTweet(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     id_str: str
     created_at: str
     text: str = ""
@@ -100,7 +100,7 @@ class _XTweet(BaseModel):
 
 
 class _XActivity(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     for_user_id: str
     tweet_create_events: list[_XTweet] = Field(default_factory=list)
 
@@ -177,20 +177,20 @@ META_IGNORED_FIELDS = {
 
 
 class _MetaFrom(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     id: str | None = None
     name: str | None = None
     username: str | None = None
 
 
 class _MetaChange(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     field: str
     value: dict[str, Any]
 
 
 class _MetaEntry(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     id: str
     time: int | float | None = None
     changes: list[_MetaChange] = Field(default_factory=list)
@@ -198,7 +198,7 @@ class _MetaEntry(BaseModel):
 
 
 class _MetaDelivery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     object: Literal["page", "instagram"]
     entry: list[_MetaEntry]
 
@@ -292,7 +292,7 @@ def _meta_change(platform: str, entry: _MetaEntry, change: _MetaChange, matcher:
 class GenericMention(BaseModel):
     """The documented body of a `mention.created` event from any other source."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     platform: str
     id: str
@@ -305,14 +305,14 @@ class GenericMention(BaseModel):
 
 
 class _GenericEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: Literal["mention.created", "mention.batch"]
     timestamp: datetime | None = None
     data: dict[str, Any]
 
 
 class _GenericBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     mentions: list[GenericMention] = Field(max_length=500)
 
 
