@@ -233,14 +233,17 @@ def outbound_events(env: Any, url: str) -> list[dict[str, Any]]:
             env.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
-def test_breach_fires_once_per_entry_under_concurrent_sweeps(env: Any, subscribed: str) -> None:
+def test_breach_fires_once_per_entry_under_concurrent_sweeps(
+    env: Any, subscribed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from klaxon.stack import scheduled_event
 
     now = time.time()
+    towns = ["Haifa", "Eilat", "Akko", "Nazareth", "Ashdod"]  # distinct texts: copies would share one entry
     late = [
-        mention(f"late{i}", f"@AcmeTelecom why is my line dead, case {i}?", minutes_ago=45 + i, handle=f"late{i}",
+        mention(f"late{i}", f"@AcmeTelecom why is my line dead in {town}?", minutes_ago=45 + i, handle=f"late{i}",
                 now=now)
-        for i in range(5)
+        for i, town in enumerate(towns)
     ]
     fresh = [mention("fresh", "@AcmeTelecom why no signal?", minutes_ago=1, handle="fresh", now=now)]
     enqueue(late + fresh)
@@ -252,10 +255,23 @@ def test_breach_fires_once_per_entry_under_concurrent_sweeps(env: Any, subscribe
     ).status_code == 200
     claimed: list[str] = []
     lock = threading.Lock()
-    start = threading.Barrier(4)
+    # Every sweep reads the due entries before any of them writes: each one's read is stale by the time
+    # it claims, which is the race the conditional update must settle.
+    read_all = threading.Barrier(4)
+    index = TriageEntryItem.due_index
+    original_query = index.query
+
+    def query_then_wait(*args: Any, **kwargs: Any) -> list[Any]:
+        items = list(original_query(*args, **kwargs))
+        try:
+            read_all.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            pass
+        return items
+
+    monkeypatch.setattr(index, "query", query_then_wait)
 
     def sweep() -> None:
-        start.wait()
         for _ in range(2):
             got = queue.check_breaches(time.time())
             with lock:
@@ -266,9 +282,11 @@ def test_breach_fires_once_per_entry_under_concurrent_sweeps(env: Any, subscribe
         t.start()
     for t in threads:
         t.join()
+    monkeypatch.setattr(index, "query", original_query)
     env.client.lambda_.invoke("sweeper", scheduled_event("sweeper"))  # the real handler, afterwards
     late_ids = {e.entry_id for e in queue.list_entries(BRAND) if e.author and e.author.startswith("late")}
     expected = late_ids - {answered.entry_id}
+    assert len(expected) == 4
     assert sorted(claimed) == sorted(expected)  # each claimed exactly once across 8 concurrent sweeps
     events = [e for e in outbound_events(env, subscribed) if e["type"] == "triage.breach"]
     assert sorted(e["data"]["entry"]["entry_id"] for e in events) == sorted(expected)
