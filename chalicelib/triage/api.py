@@ -56,7 +56,9 @@ def list_queue(brand: str, params: dict[str, str], *, now: float | None = None) 
     }
 
 
-def handled(brand: str, entry_id: str, *, actor: str, via: str = "api", now: float | None = None) -> tuple[int, dict[str, Any]]:
+def handled(
+    brand: str, entry_id: str, *, actor: str, via: str = "api", now: float | None = None
+) -> tuple[int, dict[str, Any]]:
     clock = time.time() if now is None else now
     if not known_brand(brand):
         return 404, {"error": "no such brand"}

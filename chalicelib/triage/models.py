@@ -28,6 +28,14 @@ def check_zone(value: str) -> str:
     return value
 
 
+def unique_topics(topics: list[Topic]) -> list[Topic]:
+    ids = [t.id for t in topics]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ValueError(f"topic id {dupes[0]!r} is used twice")
+    return topics
+
+
 class Topic(BaseModel):
     """One topic rule. A mention has the topic when any keyword or pattern matches its folded text.
 
@@ -100,11 +108,7 @@ class BrandTriage(BaseModel):
     @field_validator("topics")
     @classmethod
     def _unique(cls, topics: list[Topic]) -> list[Topic]:
-        ids = [t.id for t in topics]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"topic id {dupes[0]!r} is used twice")
-        return topics
+        return unique_topics(topics)
 
 
 class Defaults(BaseModel):
@@ -122,6 +126,11 @@ class Defaults(BaseModel):
     @classmethod
     def _zone(cls, value: str) -> str:
         return check_zone(value)
+
+    @field_validator("topics")
+    @classmethod
+    def _unique(cls, topics: list[Topic]) -> list[Topic]:
+        return unique_topics(topics)
 
 
 class TriageFile(BaseModel):

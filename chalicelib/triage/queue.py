@@ -36,7 +36,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
@@ -258,7 +258,7 @@ def _join_actions(entry: TriageEntryItem, mention: Mention, result: Triage, now:
         TriageEntryItem.count.set(count),
         TriageEntryItem.peak.set(peak),
         TriageEntryItem.urgency.set(triage_rules.group_urgency(peak, count)),
-        TriageEntryItem.topics.set(topics),
+        TriageEntryItem.topics.set(cast(Any, topics)),
         TriageEntryItem.version.set(int(entry.version) + 1),
         TriageEntryItem.expires.set(max(expires, int(entry.expires))),
     ]
@@ -268,7 +268,7 @@ def _join_actions(entry: TriageEntryItem, mention: Mention, result: Triage, now:
             TriageEntryItem.mention_key.set(mention.key),
         ]
         if mention.text:
-            actions.append(TriageEntryItem.text.set(_clip(mention.text)))
+            actions.append(TriageEntryItem.text.set(mention.text[:TEXT_CHARS]))
         if mention.url:
             actions.append(TriageEntryItem.url.set(mention.url))
     if created < float(entry.first_at):  # an older post arrived late: the clock started earlier
@@ -276,7 +276,7 @@ def _join_actions(entry: TriageEntryItem, mention: Mention, result: Triage, now:
         if entry.breached_at is None:
             actions.append(TriageEntryItem.due.set(created + int(entry.target_minutes) * 60))
     if len(entry.mention_keys or []) < KEEP_KEYS:
-        actions.append(TriageEntryItem.mention_keys.set([*(entry.mention_keys or []), mention.key]))
+        actions.append(TriageEntryItem.mention_keys.set(cast(Any, [*(entry.mention_keys or []), mention.key])))
     if result.sentiment == "negative" and entry.sentiment != "negative":
         actions.append(TriageEntryItem.sentiment.set("negative"))
     if result.question and not entry.question:

@@ -51,6 +51,12 @@ _SHOUT = re.compile(r"\b[A-Z]{3,}\b")
 _ELONGATED = re.compile(r"(\w)\1{2,}")
 
 
+_FINALS = str.maketrans({"ם": "מ", "ן": "נ", "ץ": "צ", "ף": "פ", "ך": "כ"})
+"""Patterns are searched in folded text, so their Hebrew final letters are folded the same way (a final
+letter is never regex syntax); case is ignored with re.IGNORECASE rather than by lower-casing the pattern,
+which would turn \\W into \\w."""
+
+
 @dataclass(frozen=True)
 class CompiledTopic:
     id: str
@@ -79,7 +85,7 @@ def compile_topic(topic: Topic) -> CompiledTopic:
         id=topic.id,
         weight=topic.weight,
         keywords=term_matcher(topic.keywords),
-        patterns=tuple(re.compile(p) for p in topic.patterns),
+        patterns=tuple(re.compile(p.translate(_FINALS), re.IGNORECASE) for p in topic.patterns),
     )
 
 

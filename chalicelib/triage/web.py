@@ -182,7 +182,8 @@ def render_queue(
 ) -> str:
     t = TEXT[lang]
     body = [f"<h1>{e(t['title'])}: {e(_brand_name(brand))}</h1>"]
-    body.append(_chips([(t["open"], "open"), (t["handled"], "handled"), (t["all"], "all")], "status", brand, token, filters))
+    statuses: list[tuple[str, str | None]] = [(t["open"], "open"), (t["handled"], "handled"), (t["all"], "all")]
+    body.append(_chips(statuses, "status", brand, token, filters))
     body.append(_chips([(t["any_topic"], None)] + [(v, k) for k, v in labels.items()], "topic", brand, token, filters))
     body.append(_chips([(t["any_language"], None), ("עברית", "he"), ("English", "en"), ("عربي", "ar"),
                         ("Русский", "ru")], "language", brand, token, filters))
@@ -195,7 +196,8 @@ def render_queue(
         late = entry["breached"] and entry["handled_at"] is None
         tags = [f'<span class="tag">{e(labels.get(x, x))}</span>' for x in entry["topics"]]
         if entry["crisis"]:
-            tags.append(f'<span class="tag">{e(t["crisis"])}{": " + e(entry["playbook"]) if entry["playbook"] else ""}</span>')
+            playbook = f': {e(entry["playbook"])}' if entry["playbook"] else ""
+            tags.append(f'<span class="tag">{e(t["crisis"])}{playbook}</span>')
         if entry["question"]:
             tags.append(f'<span class="tag">{e(t["question"])}</span>')
         who = e(entry["author"] or "?")
@@ -210,7 +212,9 @@ def render_queue(
             f'<p class="text" dir="auto">{e(entry["text"] or "")}</p>',
         ]
         if entry["url"] and str(entry["url"]).startswith(("https://", "http://")):
-            parts.append(f'<a href="{e(entry["url"])}" rel="noopener noreferrer" target="_blank">{e(t["open_post"])}</a>')
+            parts.append(
+                f'<a href="{e(entry["url"])}" rel="noopener noreferrer" target="_blank">{e(t["open_post"])}</a>'
+            )
         if entry["status"] == queue.OPEN:
             action = f"/brands/{e(brand)}/triage/page/{e(entry['entry_id'])}/handled?" + e(
                 urlencode({**{k: v for k, v in filters.items() if v}, "t": token})
@@ -230,7 +234,8 @@ def _brand_name(brand: str) -> str:
 
 
 def refusal(status: int, title: str, message: str) -> tuple[int, str, dict[str, str]]:
-    return status, _doc(title, [f"<h1>{e(title)}</h1>", f'<p class="notice error">{e(message)}</p>'], "en"), dict(HEADERS)
+    page = _doc(title, [f"<h1>{e(title)}</h1>", f'<p class="notice error">{e(message)}</p>'], "en")
+    return status, page, dict(HEADERS)
 
 
 # --- what the routes call ------------------------------------------------------------------------

@@ -152,7 +152,8 @@ def test_killed_after_each_write_then_redelivered_groups_exactly(env: Any) -> No
         return [
             # the tag in the text: identical texts would (rightly) join one group across batches
             mention(f"{tag}-1", f"@AcmeTelecom why no signal at {tag}?", minutes_ago=5, handle=f"{tag}-p", now=now),
-            mention(f"{tag}-2", f"@AcmeTelecom {tag}: still no signal, why?", minutes_ago=4, handle=f"{tag}-p", now=now),
+            mention(f"{tag}-2", f"@AcmeTelecom {tag}: still no signal, why?", minutes_ago=4, handle=f"{tag}-p",
+                    now=now),
             mention(f"{tag}-3", f"@AcmeTelecom why is my bill double at {tag}?", minutes_ago=3, handle=f"{tag}-q",
                     now=now),
         ]
