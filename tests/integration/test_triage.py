@@ -209,6 +209,56 @@ def test_killed_after_each_write_then_redelivered_groups_exactly(env: Any) -> No
     assert counts == expected
 
 
+def test_concurrent_writers_of_the_same_posts_count_each_once(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four Lambdas triage the same five posts (one author, plus a copy of one text) at once, with a pause
+    between each one's reads and its transaction so their reads go stale: each post lands once."""
+    from pynamodb.transactions import TransactWrite
+
+    from chalicelib.playbooks.loader import default_playbooks
+    from chalicelib.triage.service import rules_for
+
+    class SlowCommit(TransactWrite):  # type: ignore[misc]
+        def __exit__(self, *exc: Any) -> Any:
+            time.sleep(0.03)
+            return super().__exit__(*exc)
+
+    monkeypatch.setattr(queue, "TransactWrite", SlowCommit)
+    now = time.time()
+    copy = "@AcmeTelecom when does the network in the north come back?"
+    posts = [mention(f"s{i}", f"@AcmeTelecom why is {w} down?", minutes_ago=9 - i, handle="same", now=now)
+             for i, w in enumerate(["calling", "data", "texting", "roaming"])]
+    posts += [mention("s-copy1", copy, minutes_ago=3, handle="other1", now=now),
+              mention("s-copy2", copy, minutes_ago=2, handle="other2", now=now)]
+    rules = rules_for(BRAND, default_playbooks())
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def lambda_(seed: int) -> None:
+        order = posts[:]
+        random.Random(seed).shuffle(order)
+        try:
+            for post in order:
+                done = queue.enqueue(post, rules, target_minutes=30, now=now)
+                with lock:
+                    outcomes.append(done.outcome)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=lambda_, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert outcomes.count("duplicate") == 3 * len(posts)
+    entries = queue.list_entries(BRAND)
+    assert sum(int(e.count) for e in entries) == len(posts)
+    by_author = {e.author: int(e.count) for e in entries}
+    assert by_author["same"] == 4  # the four posts of one author: one entry
+    assert sum(by_author.values()) == 6 and len(entries) <= 2
+
+
 @pytest.fixture
 def subscribed(env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A subscriber for the triage events; returns the outbound queue URL to read them from."""
@@ -343,6 +393,34 @@ def test_reply_published_by_klaxon_marks_the_entry_handled(env: Any) -> None:
     assert queue.handled_by_reply(BRAND, "x#r1", actor="yossi-mizrahi") == entry["entry_id"]
     (done,) = queue_json(env, "?status=handled")["entries"]
     assert done["handled_via"] == "publish" and done["handled_by"] == "yossi-mizrahi"
+
+
+def test_publishing_a_reply_to_a_queued_post_marks_it_handled(env: Any) -> None:
+    from chalicelib.incidents import service as incidents
+    from chalicelib.incidents.service import Trigger
+    from chalicelib.publish import service as publish
+    from chalicelib.publish.outbox import OutboxPublisher
+    from chalicelib.statements import service as statements
+
+    enqueue([mention("gf1", "@GoldenFoods is the hummus I bought safe to eat?", minutes_ago=4, handle="mom",
+                     brands=("golden-foods",))])
+    env.drain()
+    (entry,) = queue.list_entries("golden-foods")
+    incident_id = incidents.open_or_update(
+        brand="golden-foods", playbook="golden-product-recall", severity="sev1",
+        trigger=Trigger(actor="detector", channel="ingest", summary="neg 140/5min, 9x usual"),
+    ).incident.id
+    facts = {
+        "product": {"en": "Golden Foods hummus 400g"}, "what_we_know": {"en": "Listeria was found in one batch."},
+        "what_we_are_doing": {"en": "We stopped the line."}, "next_update": {"en": "by 18:00 today"},
+    }
+    en = statements.draft_statements(incident_id, facts, ["en"], actor="maya-katz")[0]
+    for person in ("sarah-whitfield", "avi-shapira", "james-okafor"):
+        statements.approve(incident_id, "en", version_hash=en.hash, person_id=person)
+    publish.publish_statement(incident_id, "en", publisher=OutboxPublisher(), actor="maya-katz",
+                              version_hash=en.hash, reply_to="gf1")
+    done = queue.get_entry("golden-foods", entry.entry_id)
+    assert done.status == "handled" and done.handled_via == "publish" and done.handled_by == "maya-katz"
 
 
 def test_phone_page_hebrew_rtl_signed_link_and_handled_button(env: Any) -> None:
