@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from chalicelib.ingest.models import Mention
-from chalicelib.sentiment.crisis import term_matcher
+from chalicelib.sentiment.crisis import english_forms, term_matcher
 from chalicelib.sentiment.text import fold
 from chalicelib.triage.models import BrandSettings, Topic, Triage
 
@@ -38,18 +38,81 @@ _QUESTION_START = re.compile(
     r"^\W*(?:how|why|when|what|where|who|which|can|could|is|are|does|do|did|will|would|should|anyone|any update"
     r"|[ו]?(?:מה|למה|מדוע|איך|כיצד|מתי|איפה|היכנ|האמ|כמה|מי|אפשר|יש מישהו|אינ אפשרות))(?!\w)"
 )
-_INTENSIFIERS = term_matcher(
-    (
+_INTENSIFIER_TERMS = (
         "worst", "terrible", "horrible", "awful", "disgusting", "disgrace", "scam", "scammers", "furious",
         "outrageous", "unacceptable", "never again", "hate", "pathetic", "shame on",
         "גרוע", "הכי גרוע", "בושה", "מחפיר", "זוועה", "נוראי", "נוראית", "שערורייה", "נמאס", "רמאים", "גנבים",
         "חצפה", "מבישה", "מביש", "לא יאומן",
-    )
 )
-_EXCLAIM = re.compile(r"!{2,}|(?:!.*){3,}")
+_EXCLAIM = re.compile(r"!{2,}")
 _SHOUT = re.compile(r"\b[A-Z]{3,}\b")
 _ELONGATED = re.compile(r"(\w)\1{2,}")
 
+
+_TOKEN = re.compile(r"[^\W_]+")
+_PREFIX_LETTERS = frozenset("ובלמשהכ")
+
+
+def text_keys(folded: str) -> frozenset[str]:
+    """The folded text's words, each also without up to four attached one-letter Hebrew prefixes."""
+    tokens = _TOKEN.findall(folded)
+    keys = set(tokens)
+    for token in tokens:
+        if token[0] in _PREFIX_LETTERS:  # a Hebrew (or Hebrew-prefixed Latin) word: strip 1-4 prefixes
+            for k in range(1, min(4, len(token) - 1) + 1):
+                if token[k - 1] not in _PREFIX_LETTERS:
+                    break
+                keys.add(token[k:])
+    return frozenset(keys)
+
+
+def term_keys(terms: Iterable[str]) -> frozenset[str] | None:
+    """Words one of which must be among `text_keys` for the crisis-term matcher of `terms` to match, or
+    None if some term has no word character to key on. Every word of a term must be in a matching text,
+    so each term is keyed on its longest word: with all its inflections when that is the term's last
+    word and plain English (the matcher inflects the last word), as written otherwise (the first word's
+    Hebrew prefixes are stripped from the text's words by `text_keys`). A prefilter only: a hit still
+    runs the matcher, which alone decides, so the matching rules stay those of chalicelib.sentiment.crisis."""
+    keys: set[str] = set()
+    for term in terms:
+        words = fold(term).split()
+        if not words:
+            continue
+        candidates = []
+        for i, word in enumerate(words):
+            runs = _TOKEN.findall(word)
+            if runs:
+                candidates.append((max(len(r) for r in runs), i, word, max(runs, key=len)))
+        if not candidates:
+            return None
+        _, i, word, run = max(candidates)
+        if i == len(words) - 1 and word.isascii() and word.isalpha():
+            keys.update(english_forms(word))
+        keys.add(run)
+    return frozenset(keys)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """A crisis-term matcher with its word-key prefilter."""
+
+    keys: frozenset[str] | None
+    matcher: re.Pattern[str] | None
+
+    @classmethod
+    def of(cls, terms: Iterable[str]) -> Terms:
+        terms = tuple(terms)
+        return cls(term_keys(terms), term_matcher(terms))
+
+    def search(self, folded: str, keys: frozenset[str]) -> bool:
+        if self.matcher is None:
+            return False
+        if self.keys is not None and self.keys.isdisjoint(keys):
+            return False
+        return self.matcher.search(folded) is not None
+
+
+_INTENSIFIERS = Terms.of(_INTENSIFIER_TERMS)
 
 _FINALS = str.maketrans({"ם": "מ", "ן": "נ", "ץ": "צ", "ף": "פ", "ך": "כ"})
 """Patterns are searched in folded text, so their Hebrew final letters are folded the same way (a final
@@ -61,11 +124,11 @@ which would turn \\W into \\w."""
 class CompiledTopic:
     id: str
     weight: int
-    keywords: re.Pattern[str] | None
+    keywords: Terms
     patterns: tuple[re.Pattern[str], ...]
 
-    def matches(self, folded: str) -> bool:
-        if self.keywords is not None and self.keywords.search(folded):
+    def matches(self, folded: str, keys: frozenset[str] | None = None) -> bool:
+        if self.keywords.search(folded, text_keys(folded) if keys is None else keys):
             return True
         return any(p.search(folded) for p in self.patterns)
 
@@ -77,14 +140,14 @@ class BrandRules:
 
     brand: str
     topics: tuple[CompiledTopic, ...]
-    playbooks: tuple[tuple[str, re.Pattern[str]], ...]
+    playbooks: tuple[tuple[str, Terms], ...]
 
 
 def compile_topic(topic: Topic) -> CompiledTopic:
     return CompiledTopic(
         id=topic.id,
         weight=topic.weight,
-        keywords=term_matcher(topic.keywords),
+        keywords=Terms.of(topic.keywords),
         patterns=tuple(re.compile(p.translate(_FINALS), re.IGNORECASE) for p in topic.patterns),
     )
 
@@ -93,8 +156,8 @@ def build_rules(brand: str, settings: BrandSettings, playbooks: Iterable[tuple[s
     """`playbooks`: (id, crisis terms) of the playbooks covering `brand`, most severe first."""
     compiled = []
     for playbook_id, terms in playbooks:
-        matcher = term_matcher(terms)
-        if matcher is not None:
+        matcher = Terms.of(terms)
+        if matcher.matcher is not None:
             compiled.append((playbook_id, matcher))
     return BrandRules(brand=brand, topics=tuple(compile_topic(t) for t in settings.topics), playbooks=tuple(compiled))
 
@@ -107,16 +170,17 @@ def is_question(text: str, folded: str | None = None) -> bool:
     return any(_QUESTION_START.search(part) for part in re.split(r"[.!\n]+", folded) if part.strip())
 
 
-def strength(text: str, sentiment: str, folded: str | None = None) -> float:
-    """0 unless negative; 0.5 plus 0.125 per kind of intensity marker present (up to four kinds)."""
+def strength(text: str, sentiment: str, folded: str | None = None, keys: frozenset[str] | None = None) -> float:
+    """0 unless negative; 0.5 plus 0.125 per kind of intensity marker present (up to four kinds):
+    "!!" or three "!", two or more words in capitals, a letter repeated three times, an intensifier word."""
     if sentiment != "negative":
         return 0.0
     folded = fold(text) if folded is None else folded
     kinds = (
-        bool(_EXCLAIM.search(text)),
+        text.count("!") >= 3 or _EXCLAIM.search(text) is not None,
         len(_SHOUT.findall(text)) >= 2,
-        bool(_ELONGATED.search(folded)),
-        _INTENSIFIERS is not None and _INTENSIFIERS.search(folded) is not None,
+        _ELONGATED.search(folded) is not None,
+        _INTENSIFIERS.search(folded, text_keys(folded) if keys is None else keys),
     )
     return 0.5 + 0.125 * sum(kinds)
 
@@ -159,12 +223,13 @@ def triage(mention: Mention, rules: BrandRules, *, thread_replies: int = 0) -> T
     """Triage `mention` for `rules.brand`. `thread_replies`: replies to the same post seen before this one."""
     text = mention.text
     folded = fold(text)
-    topics = tuple(t for t in rules.topics if t.matches(folded))
-    playbook = next((pid for pid, matcher in rules.playbooks if matcher.search(folded)), None)
+    keys = text_keys(folded)
+    topics = tuple(t for t in rules.topics if t.matches(folded, keys))
+    playbook = next((pid for pid, terms in rules.playbooks if terms.search(folded, keys)), None)
     crisis = playbook is not None
     sentiment = "negative" if crisis else (mention.sentiment or "neutral")
     question = is_question(text, folded)
-    s = strength(text, sentiment, folded)
+    s = strength(text, sentiment, folded, keys)
     r = reach(mention.author.followers)
     th = thread_growth(mention.reply_to is not None, thread_replies)
     score = urgency(

@@ -145,3 +145,47 @@ def test_brand_settings_merge_own_topics_before_defaults() -> None:
     assert own.targets.minutes_for("x") == 20 and own.targets.minutes_for("facebook") == 45
     other = effective(file, "zeta")
     assert other.locale == "en" and other.targets.minutes_for("x") == 60 and other.timezone == "UTC"
+
+
+def _corpus() -> list[str]:
+    import json
+
+    from chalicelib.config import PROJECT_ROOT
+
+    texts = [
+        "ובתקלה הזאת", "וכשהחרם התחיל", "ה-boycott", "הboycott", "can't call anyone", "cant call", "no_signal here",
+        "#NoSignal again", "they BOYCOTTED us", "boycott's effect", "sued!", "banned", "אין קליטה!!", "ואין קליטה",
+        "שיחות חירום בלבד", "network down", "networks down", "charged", "refunds", "rudeness",
+    ]
+    demo = json.loads((PROJECT_ROOT / "klaxon" / "demo_data" / "texts.json").read_text(encoding="utf-8"))
+    for lang, groups in demo.items():
+        if not lang.startswith("_"):
+            for group in groups.values():
+                texts += [t.replace("{brand}", "@Acme") for t in group]
+    shared = PROJECT_ROOT.parent / "shared" / "data" / "sentiment"
+    for name in ("en_dev.jsonl", "he_dev.jsonl"):
+        if (shared / name).exists():
+            texts += [json.loads(x)["text"] for x in (shared / name).read_text(encoding="utf-8").splitlines() if x]
+    return texts
+
+
+def test_word_key_prefilter_never_hides_a_match_of_the_crisis_matcher() -> None:
+    from chalicelib.playbooks.loader import default_playbooks
+    from chalicelib.sentiment.text import fold
+    from chalicelib.triage.config import load_triage
+    from chalicelib.triage.models import effective
+
+    file = load_triage()
+    term_lists = [tuple(t.keywords) for b in ("acme-telecom", "golden-foods") for t in effective(file, b).topics]
+    term_lists += [tuple(p.triggers.all_terms()) for p in default_playbooks()]
+    term_lists += [("boycott", "sue", "ban", "can't call", "no signal", "חרם", "אין קליטה")]
+    compiled = [rules.Terms.of(terms) for terms in term_lists]
+    hits = 0
+    for text in _corpus():
+        folded = fold(text)
+        keys = rules.text_keys(folded)
+        for terms in compiled:
+            expected = terms.matcher is not None and terms.matcher.search(folded) is not None
+            assert terms.search(folded, keys) == expected, (text, terms.keys)
+            hits += expected
+    assert hits > 50  # the corpus does exercise matches
