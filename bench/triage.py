@@ -40,9 +40,8 @@ TARGET = 1.5
 def load_texts(data: Path) -> tuple[list[str], str]:
     files = [data / "en_dev.jsonl", data / "he_dev.jsonl"]
     if all(f.exists() for f in files):
-        texts = [
-            json.loads(line)["text"] for f in files for line in f.read_text(encoding="utf-8").splitlines() if line.strip()
-        ]
+        lines = [line for f in files for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts = [json.loads(line)["text"] for line in lines]
         return texts, f"{len(texts)} texts from {data} (en_dev + he_dev)"
     demo = json.loads(DEMO.read_text(encoding="utf-8"))
     texts = [
