@@ -49,14 +49,20 @@ def triage_batch(
     clock = time.time() if now is None else now
     file = file or triage_config.deployed()
     out = BatchTriage()
+    waiting: dict[str, list[Mention]] = {}
     for mention in mentions:
         for brand in mention.brands:
-            rules = rules_for(brand, playbooks, file)
             out.triaged += 1
-            if not triage(mention, rules).needs_reply:
-                continue
-            target = effective(file, brand).targets.minutes_for(mention.platform)
-            done = queue.enqueue(mention, rules, target_minutes=target, now=clock)
+            if triage(mention, rules_for(brand, playbooks, file)).needs_reply:
+                waiting.setdefault(brand, []).append(mention)
+    for brand, needing in waiting.items():
+        rules = rules_for(brand, playbooks, file)
+        targets = effective(file, brand).targets
+        cache = queue.prefetch(brand, needing)
+        for mention in needing:
+            done = queue.enqueue(
+                mention, rules, target_minutes=targets.minutes_for(mention.platform), now=clock, cache=cache
+            )
             if done.outcome == "duplicate":
                 out.duplicates += 1
             else:
