@@ -83,3 +83,17 @@ def test_load_raises_with_every_issue(tmp_path: Path) -> None:
     lines = str(caught.value).splitlines()
     assert len(lines) == 2 and lines[0].startswith(f"{path}:2: defaults.locale:")
     assert ":3: defaults.digest_hour:" in lines[1]
+
+
+def test_klaxon_playbooks_validate_reports_triage_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from klaxon.cli import main
+
+    path = tmp_path / "triage.yaml"
+    path.write_text("defaults:\n  response_minutes: {default: 0}\n", encoding="utf-8")
+    monkeypatch.setenv("KLAXON_TRIAGE_FILE", str(path))
+    assert main(["playbooks", "validate"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{path}:2: defaults.response_minutes.default:")
+    assert out[-1].startswith("1 error in 1 file")
