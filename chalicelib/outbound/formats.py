@@ -13,6 +13,9 @@ from chalicelib.outbound.models import Message, Subscriber
 
 USER_AGENT = "Klaxon-Webhooks/1"
 
+BRAND_EVENTS = ("triage.breach", "digest.daily")
+"""Events about a brand rather than an incident (chalicelib/triage): data carries `brand`, no `incident`."""
+
 _TARGETS = {"acknowledge": "acknowledgement", "first_response": "first public response"}
 
 
@@ -80,7 +83,7 @@ def _digest(d: dict[str, Any]) -> str:
 
 def _facts(message: Message) -> tuple[str, str, str, str | None]:
     incident = message.data.get("incident", {})
-    if not incident and message.type in ("triage.breach", "digest.daily"):  # brand events, no incident
+    if not incident and message.type in BRAND_EVENTS:
         label = "TRIAGE" if message.type == "triage.breach" else "DIGEST"
         entry_id = str((message.data.get("entry") or {}).get("entry_id") or message.data.get("digest", {}).get("date"))
         return label, brand_name(str(message.data.get("brand") or "?")), entry_id, message.data.get("link")
@@ -100,10 +103,13 @@ def slack(message: Message) -> dict[str, Any]:
     what = what_happened(message)
     head = f"[{severity}] {brand}: {what}"
     context = f"Incident {code} · {message.data.get('incident', {}).get('playbook', '')} · {message.type}"
+    suffix = f" (incident {code})"
+    if message.type in BRAND_EVENTS:  # no incident: name the queue entry or the day
+        context, suffix = f"{message.type} · {code}", ""
     if link:
         context += f" · <{link}|open incident>"
     return {
-        "text": _slack_escape(f"{head} (incident {code})"),
+        "text": _slack_escape(f"{head}{suffix}"),
         "blocks": [
             {
                 "type": "section",
