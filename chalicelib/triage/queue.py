@@ -33,6 +33,7 @@ sweeper reads those due and claims each breach with a conditional update (`statu
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import time
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ SHARD = "triage"
 STATUSES = (OPEN, HANDLED, "all")
 KEEP_KEYS = 10
 TEXT_CHARS = 500
-_ROUNDS = 6
+_ROUNDS = 8
 _MIN_FINGERPRINT_CHARS = 16
 _WORDS = re.compile(r"\w+")
 
@@ -181,7 +182,7 @@ def enqueue(
     def read(model: Any, sk: str) -> Any:
         return reads.pop(sk) if sk in reads else _get(model, pk, sk)
 
-    for _ in range(_ROUNDS):
+    for attempt in range(_ROUNDS):
         member = _live(read(TriageMemberItem, member_sk), clock)
         if member is not None:
             return Enqueued("duplicate", member.entry_id)
@@ -234,7 +235,10 @@ def enqueue(
                 continue  # another delivery of this mention wrote it just now: the next read says duplicate
             if not reasons or not set(reasons) & {"ConditionalCheckFailed", "TransactionConflict"}:
                 raise
-            continue  # the entry or a pointer moved: read again
+            # The entry or a pointer moved (another Lambda joined the same group): read again after a short
+            # jittered pause, so writers racing on one busy group (a copy campaign) spread out.
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+            continue
         return Enqueued("new" if target is None else "joined", entry_id, result)
     raise QueueContended(f"triage entry for {mention.key} kept changing")
 
