@@ -202,12 +202,13 @@ def enqueue(
             with TransactWrite(connection=_conn()) as tx:
                 tx.save(
                     TriageMemberItem(pk, member_sk, entry_id=entry_id, expires=expires),
-                    condition=TriageMemberItem.pk.does_not_exist(),
+                    # an item past its TTL is absent for Klaxon even before DynamoDB deletes it
+                    condition=TriageMemberItem.pk.does_not_exist() | (TriageMemberItem.expires < int(clock)),
                 )
                 if target is None:
                     tx.save(
                         _new_entry(pk, entry_id, mention, result, target_minutes, clock, expires),
-                        condition=TriageEntryItem.pk.does_not_exist(),
+                        condition=TriageEntryItem.pk.does_not_exist() | (TriageEntryItem.expires < int(clock)),
                     )
                 else:
                     tx.update(

@@ -507,3 +507,24 @@ def test_daily_digest_api_and_sent_once(env: Any, subscribed: str) -> None:
     mine = [e for e in events if e["data"]["brand"] == BRAND]
     assert len(mine) == 1 and mine[0]["data"]["digest"]["answered_within_target"] == 1
     assert digest.send_due(start + 86400 + 3 * 3600) == []  # before the hour: nothing (and already sent)
+
+
+def test_expired_items_are_absent_though_moto_keeps_them(env: Any) -> None:
+    """moto never deletes items past their TTL (DynamoDB does so lazily): every reader ignores them."""
+    from chalicelib.store.models import TriageMemberItem
+
+    enqueue([mention("ttl1", "@AcmeTelecom why is the bill so high?", minutes_ago=2, handle="ttl")])
+    env.drain()
+    (entry,) = queue.list_entries(BRAND)
+    past = int(time.time()) - 1
+    entry.update(actions=[TriageEntryItem.expires.set(past)])
+    member = TriageMemberItem.get(f"triage#{BRAND}", "mem#x#ttl1", consistent_read=True)
+    member.update(actions=[TriageMemberItem.expires.set(past)])
+    assert queue.list_entries(BRAND, status="all") == []
+    response = env.client.http.post(f"/brands/{BRAND}/triage/{entry.entry_id}/handled", body=b"{}", headers=headers())
+    assert response.status_code == 404
+    # The member record expired too (past the deduplication horizon): the same post, delivered again,
+    # is queued afresh, in a new entry rather than the expired one.
+    enqueue([mention("ttl1", "@AcmeTelecom why is the bill so high?", minutes_ago=2, handle="ttl")])
+    env.drain()
+    assert [e.count for e in queue.list_entries(BRAND)] == [1]
