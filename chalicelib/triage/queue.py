@@ -225,10 +225,16 @@ def enqueue(
                         if pointer is None
                         else TriagePointerItem.entry_id == pointer.entry_id,
                     )
-                if thread_sk:
+                if thread_sk and thread is None:  # the thread's first reply (or its count expired): start at 1
+                    tx.save(
+                        TriageThreadItem(pk, thread_sk, replies=1, expires=expires),
+                        condition=TriageThreadItem.pk.does_not_exist() | (TriageThreadItem.expires < int(clock)),
+                    )
+                elif thread_sk:
                     tx.update(
                         TriageThreadItem(pk, thread_sk),
                         actions=[TriageThreadItem.replies.add(1), TriageThreadItem.expires.set(expires)],
+                        condition=TriageThreadItem.expires >= int(clock),
                     )
         except TransactWriteError as exc:
             reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
