@@ -359,7 +359,9 @@ def sweeper(event: Any) -> None:
     outcome = paging.sweep(time.time())
     breaches = incidents.check_breaches()
     logger.info("sweep", extra={"breaches": breaches, "paging": str(outcome)})
-    logger.info("triage sweep", extra=flows.sweep_triage(time.time()))  # --- triage (issue 11) hook
+    from chalicelib.flows import sweep_triage  # --- triage (issue 11) hook: queue breaches, daily digests
+
+    logger.info("triage sweep", extra=sweep_triage(time.time()))
 
 
 @app.on_sqs_message(queue=settings().queue_name, batch_size=10, name="ingest")
