@@ -2,7 +2,7 @@
 a right-to-left page. GET /brands/{brand}/triage/page?t=<token>[&topic=&language=&status=].
 
 The page is opened from a signed, expiring, per-person link (the approval links' HMAC scheme and secret,
-chalicelib.statements.links), format byte 0x03 so no other kind of token is accepted as this one:
+chalicelib.statements.links), format byte 0x04 so no other kind of token is accepted as this one:
 expires_at as 4 bytes big-endian epoch seconds, then ASCII `brand|person_id`. The staff API makes such
 links (GET /brands/{brand}/triage/link?person=...). The page's "handled" buttons post the same token,
 and the person it names is recorded as who handled the entry.
@@ -32,7 +32,7 @@ from chalicelib.triage import config as triage_config
 from chalicelib.triage import queue
 from chalicelib.triage.api import known_brand, parse_filters
 
-_FORMAT = 3
+_FORMAT = 4  # 1 approval links, 2 and 3 incident page links (long and short forms, chalicelib/incidents)
 _HEAD = struct.Struct(">BI")
 DEFAULT_TTL = 12 * 3600
 

@@ -32,9 +32,10 @@ def test_link_is_bound_to_brand_expiry_and_kind() -> None:
         verify_triage_link(token, "golden-foods", 1_000, secret=SECRET)
     with pytest.raises(LinkTampered):
         verify_triage_link(token, "acme-telecom", 1_000, secret=b"other-secret")
-    payload = struct.pack(">BI", 2, 2_000) + b"acme-telecom|noa-ben-david"  # same shape, another kind (2)
-    with pytest.raises(LinkTampered):
-        verify_triage_link(f"{_b64(payload)}.{_b64(_sign(payload, SECRET))}", "acme-telecom", 1_000, secret=SECRET)
+    for kind in (1, 2, 3):  # same shape, signed with the same secret, but another kind of link
+        payload = struct.pack(">BI", kind, 2_000) + b"acme-telecom|noa-ben-david"
+        with pytest.raises(LinkTampered):
+            verify_triage_link(f"{_b64(payload)}.{_b64(_sign(payload, SECRET))}", "acme-telecom", 1_000, secret=SECRET)
     with pytest.raises(ValueError):
         triage_link("acme|x", "p", 2_000, secret=SECRET)
 
