@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -469,7 +470,7 @@ def test_daily_digest_api_and_sent_once(env: Any, subscribed: str) -> None:
     from chalicelib.counters.service import aggregate, commit
 
     # Yesterday in Jerusalem (the brand's zone): 3 posts needing replies, two answered (one in time).
-    zone_now = datetime.now(tz=UTC).astimezone(__import__("zoneinfo").ZoneInfo("Asia/Jerusalem"))
+    zone_now = datetime.now(tz=ZoneInfo("Asia/Jerusalem"))
     day = (zone_now.date() - timedelta(days=1)).isoformat()
     start, _ = digest.day_bounds(day, "Asia/Jerusalem")
     noon = start + 12 * 3600
