@@ -216,9 +216,12 @@ def enqueue(
                         actions=_join_actions(target, mention, result, clock, expires),
                         condition=(TriageEntryItem.version == target.version) & (TriageEntryItem.status == OPEN),
                     )
+                refresh_before = clock + _retention(cfg) / 2  # a long-open group's pointers must not expire
                 for sk, pointer in pointers.items():
-                    if pointer is not None and (pointer.entry_id == entry_id or pointer.entry_id in open_ids):
-                        continue  # already ours, or another open group's (copies keep their own group)
+                    if pointer is not None and pointer.entry_id != entry_id and pointer.entry_id in open_ids:
+                        continue  # another open group's (copies keep their own group)
+                    if pointer is not None and pointer.entry_id == entry_id and pointer.expires > refresh_before:
+                        continue  # already ours
                     tx.save(
                         TriagePointerItem(pk, sk, entry_id=entry_id, expires=expires),
                         condition=TriagePointerItem.pk.does_not_exist()
