@@ -370,6 +370,9 @@ def sweeper(event: Any) -> None:
     outcome = paging.sweep(time.time())
     breaches = incidents.check_breaches()
     logger.info("sweep", extra={"breaches": breaches, "paging": str(outcome)})
+    from chalicelib.flows import sweep_triage  # --- triage (issue 11) hook: queue breaches, daily digests
+
+    logger.info("triage sweep", extra=sweep_triage(time.time()))
 
 
 @app.on_sqs_message(queue=settings().queue_name, batch_size=10, name="ingest")
@@ -397,3 +400,92 @@ def outbound(event: Any) -> dict[str, Any]:
     from chalicelib.outbound.service import deliver_batch
 
     return deliver_batch(event.to_dict())
+
+
+# --- triage ---
+# Issue 11: the per-brand triage queue, its phone page and the daily digest (chalicelib/triage, docs/triage.md).
+# Imports are inside the handlers (lazy): the API function loads the triage modules only when asked.
+
+
+@app.route("/brands/{brand}/triage", methods=["GET"])
+def triage_queue(brand: str) -> Response:
+    """The brand's queue of mentions needing a reply, most urgent first: ?topic=&language=&status=."""
+    from chalicelib.triage import api as triage_api
+
+    if not _authorised():
+        return _error(401, "missing or wrong x-api-key header")
+    if _BRAND_ID.fullmatch(brand) is None:
+        return _error(404, "no such brand")
+    status, body = triage_api.list_queue(brand, _query())
+    return Response(body=body, status_code=status)
+
+
+@app.route("/brands/{brand}/triage/{entry_id}/handled", methods=["POST"], content_types=JSON)
+def triage_handled(brand: str, entry_id: str) -> Response:
+    """A person answered the entry's posts: stop its clock and take it off the open queue."""
+    from chalicelib.triage import api as triage_api
+
+    if not _authorised():
+        return _error(401, "missing or wrong x-api-key header")
+    if _BRAND_ID.fullmatch(brand) is None:
+        return _error(404, "no such brand")
+    status, body = triage_api.handled(brand, entry_id, actor=_actor())
+    return Response(body=body, status_code=status)
+
+
+@app.route("/brands/{brand}/triage/link", methods=["GET"])
+def triage_link(brand: str) -> Response:
+    """A signed, expiring link to the queue page for one person: ?person=<id>&hours=<1-72, default 12>."""
+    from chalicelib.triage import api as triage_api
+    from chalicelib.triage import web as triage_web
+
+    if not _authorised():
+        return _error(401, "missing or wrong x-api-key header")
+    if _BRAND_ID.fullmatch(brand) is None or not triage_api.known_brand(brand):
+        return _error(404, "no such brand")
+    params = _query()
+    person, hours = params.get("person") or "", params.get("hours") or "12"
+    if _BRAND_ID.fullmatch(person) is None:
+        return _error(400, "person must be a person id (lowercase letters, digits and hyphens)")
+    if not hours.isdigit() or not 1 <= int(hours) <= 72:
+        return _error(400, "hours must be a whole number from 1 to 72")
+    expires = int(time.time()) + int(hours) * 3600
+    token = triage_web.triage_link(brand, person, expires)
+    base = os.environ.get("KLAXON_PUBLIC_URL", "").rstrip("/")
+    url = f"{base}/brands/{brand}/triage/page?t={token}"
+    return Response(body={"url": url, "expires_at": expires}, status_code=200)
+
+
+@app.route("/brands/{brand}/triage/page", methods=["GET"])
+def triage_page(brand: str) -> Response:
+    """The queue page for a phone (signed link `t`, or the x-api-key header); Hebrew brands are RTL."""
+    from chalicelib.triage import web as triage_web
+
+    if _BRAND_ID.fullmatch(brand) is None:
+        return _error(404, "no such brand")
+    status, body, headers = triage_web.queue_page(brand, _query(), api_key_ok=_authorised(), now=time.time())
+    return Response(body=body, status_code=status, headers=headers)
+
+
+@app.route("/brands/{brand}/triage/page/{entry_id}/handled", methods=["POST"], content_types=FORM)
+def triage_page_handled(brand: str, entry_id: str) -> Response:
+    """The page's "handled" button (the signed link's person is recorded); back to the page."""
+    from chalicelib.triage import web as triage_web
+
+    if _BRAND_ID.fullmatch(brand) is None:
+        return _error(404, "no such brand")
+    status, body, headers = triage_web.handled_from_page(brand, entry_id, _query(), now=time.time())
+    return Response(body=body, status_code=status, headers=headers)
+
+
+@app.route("/brands/{brand}/digest", methods=["GET"])
+def brand_digest(brand: str) -> Response:
+    """The brand's daily digest: ?date=YYYY-MM-DD (its local day)."""
+    from chalicelib.triage import api as triage_api
+
+    if not _authorised():
+        return _error(401, "missing or wrong x-api-key header")
+    if _BRAND_ID.fullmatch(brand) is None:
+        return _error(404, "no such brand")
+    status, body = triage_api.digest(brand, _query())
+    return Response(body=body, status_code=status)

@@ -133,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     writes: list[tuple[str, int, float | None]] = []  # (operation, WCU by the rules, moto's figure)
     calls: Counter[str] = Counter()  # every DynamoDB request the handler made, by operation
     counter_updates: list[tuple[str, int]] = []
+    triage_updates: list[tuple[str, str]] = []  # triage queue entries and thread counts (issue 11)
 
     def record(model: Any, params: dict[str, Any], **_: Any) -> None:
         params_ctx = params
@@ -145,11 +146,16 @@ def _run(args: argparse.Namespace) -> int:
         elif op == "TransactWriteItems":
             for entry in params_ctx["TransactItems"]:
                 if "Put" in entry:
-                    writes.append(("Transact.Put", 2 * wcu(item_size(entry["Put"]["Item"])), None))
+                    triage = entry["Put"]["Item"]["pk"]["S"].startswith("triage#")
+                    op_name = "Triage.Put" if triage else "Transact.Put"
+                    writes.append((op_name, 2 * wcu(item_size(entry["Put"]["Item"])), None))
                 elif "Update" in entry:
                     key = entry["Update"]["Key"]
-                    counter_updates.append((key["pk"]["S"], int(key["minute"]["N"])))
-                    writes.append(("Transact.Update", 0, None))  # priced after the run from item size
+                    if "minute" in key:
+                        counter_updates.append((key["pk"]["S"], int(key["minute"]["N"])))
+                        writes.append(("Transact.Update", 0, None))  # priced after the run from item size
+                    else:
+                        triage_updates.append((key["pk"]["S"], key["sk"]["S"]))
 
     moto_reported: list[float] = []
 
@@ -204,6 +210,14 @@ def _run(args: argparse.Namespace) -> int:
     for op, units, _ in writes:
         by_op[op] += units
     by_op["Transact.Update"] = counter_wcu
+    if triage_updates:
+        from chalicelib.store.models import TriageEntryItem, TriageThreadItem
+
+        triage_sizes: dict[tuple[str, str], int] = {}
+        for pk, sk in set(triage_updates):
+            model = TriageEntryItem if sk.startswith("e#") else TriageThreadItem
+            triage_sizes[(pk, sk)] = item_size(model.get(pk, sk, consistent_read=True).serialize())
+        by_op["Triage.Update"] = sum(2 * wcu(triage_sizes[k]) for k in triage_updates)
     duplicates_priced = len(replays)  # each failed conditional put of a replay: 1 WCU, already in PutItem
     total_wcu = sum(by_op.values())
 

@@ -1,6 +1,6 @@
 """Multi-step work that crosses domains (Dispatch calls these flows), so handlers stay thin.
 
-    ingest_batch:  SQS batch -> exactly-once counts -> detector -> incidents -> first pages
+    ingest_batch:  SQS batch -> exactly-once counts -> detector -> incidents -> first pages -> triage queue
     open_by_hand:  a person opens an incident through the staff API -> first pages
 
 Modules are imported inside the flows: each Lambda function loads only what its own events use
@@ -26,6 +26,7 @@ class IngestSummary:
     failed: int = 0
     alarms: list[str] = field(default_factory=list)
     incidents: list[tuple[str, bool]] = field(default_factory=list)
+    queued: int = 0  # mentions added to a triage queue
 
 
 def ingest_batch(event: dict[str, Any], now: float | None = None) -> IngestSummary:
@@ -46,6 +47,10 @@ def ingest_batch(event: dict[str, Any], now: float | None = None) -> IngestSumma
         roster = paging.deployed_roster()  # validated once per container: 30 ms off the alarm-to-page path
         for incident in created:
             paging.start_escalation(incident, by_id[incident.playbook], roster, time.time() if now is None else now)
+    # Triage last: it is idempotent, so if it fails the redelivered batch redoes only this part.
+    from chalicelib.triage.service import triage_batch
+
+    triaged = triage_batch([*result.counted, *result.already_counted], playbooks, now=now)
     count(MENTIONS_INGESTED, len(result.counted))
     count(DUPLICATES, result.duplicates)
     count(ALARMS, len(raised))
@@ -56,7 +61,19 @@ def ingest_batch(event: dict[str, Any], now: float | None = None) -> IngestSumma
         failed=result.failed,
         alarms=[f"{a.brand}: {a.alarm.explain()}" for a in raised],
         incidents=[(o.incident.id, o.created) for o in opened],
+        queued=triaged.queued + triaged.joined,
     )
+
+
+def sweep_triage(now: float | None = None) -> dict[str, int]:
+    """The sweeper's triage part: queue entries past their response-time clock breach once each
+    (`triage.breach`), then yesterday's digests that are due go out once per brand (`digest.daily`)."""
+    from chalicelib.triage import digest, queue
+
+    clock = time.time() if now is None else now
+    breaches = queue.check_breaches(clock)
+    digests = digest.send_due(clock)
+    return {"triage_breaches": len(breaches), "digests": len(digests)}
 
 
 class Refused(ValueError):

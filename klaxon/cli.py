@@ -8,6 +8,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chalicelib.playbooks.loader import ValidationIssue
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -46,15 +50,28 @@ def _playbooks_validate(args: argparse.Namespace) -> int:
     from chalicelib.playbooks.loader import validate_all
 
     report = validate_all(args.directory, args.roster, args.brands, display=True)
-    for issue in report.issues:
+    issues = list(report.issues) + _triage_issues(args.brands)
+    for issue in issues:
         print(issue)
     checked = _plural(report.playbooks, "playbook")
-    if report.issues:
-        errors, files = _plural(len(report.issues), "error"), _plural(report.files_with_issues, "file")
+    if issues:
+        errors, files = _plural(len(issues), "error"), _plural(len({i.file for i in issues}), "file")
         print(f"{errors} in {files} ({checked} checked)")
         return 1
-    print(f"OK: {checked}, roster and brands valid")
+    print(f"OK: {checked}, roster and brands valid")  # and the triage rules, when there is a file
     return 0
+
+
+def _triage_issues(brands: Path | None) -> list[ValidationIssue]:
+    """config/triage.yaml (or KLAXON_TRIAGE_FILE), checked against the brand ids (docs/triage.md)."""
+    from chalicelib.playbooks.loader import check_brands, default_brands_file, display_path
+    from chalicelib.triage.config import DEFAULT_FILE, check_triage, triage_file
+
+    path = triage_file()
+    if path == DEFAULT_FILE and not path.exists():
+        return []
+    brand_ids, _ = check_brands(Path(brands or default_brands_file()))  # brand problems are reported above
+    return check_triage(path, brand_ids, display_path(path))[1]
 
 
 def _plural(count: int, noun: str) -> str:

@@ -85,6 +85,9 @@ class BatchResult:
     duplicates: int
     failed: int
     totals: dict[tuple[str, int], Any]
+    already_counted: list[Mention] = field(default_factory=list)
+    """Duplicates (classified): triage re-checks them, since a crash after the counting commit would
+    otherwise leave a counted mention untriaged (triage writes are idempotent)."""
 
 
 def _new_token() -> str:
@@ -220,6 +223,7 @@ def process_batch(
     chunks: list[Chunk] = [Chunk(_new_token())]
     seen: set[str] = set()  # a mention twice in one batch is claimed once, by one chunk
     duplicates = 0
+    already: list[Mention] = []
 
     def chunk_for(mention: Mention) -> Chunk:
         current = chunks[-1]
@@ -237,6 +241,7 @@ def process_batch(
         target = chunk_for(mention)
         if mention.key in seen or not claim(mention, target.token, cfg):
             duplicates += 1
+            already.append(mention)
             return
         seen.add(mention.key)
         target.keys.update(counter_keys(mention))
@@ -261,6 +266,10 @@ def process_batch(
             totals.setdefault(key, type(cells)()).update(cells)
     response = processor.response()
     result = BatchResult(
-        counted=counted, duplicates=duplicates, failed=len(response["batchItemFailures"]), totals=totals
+        counted=counted,
+        duplicates=duplicates,
+        failed=len(response["batchItemFailures"]),
+        totals=totals,
+        already_counted=already,
     )
     return response, result

@@ -13,6 +13,9 @@ from chalicelib.outbound.models import Message, Subscriber
 
 USER_AGENT = "Klaxon-Webhooks/1"
 
+BRAND_EVENTS = ("triage.breach", "digest.daily")
+"""Events about a brand rather than an incident (chalicelib/triage): data carries `brand`, no `incident`."""
+
 _TARGETS = {"acknowledge": "acknowledgement", "first_response": "first public response"}
 
 
@@ -49,11 +52,41 @@ def what_happened(message: Message) -> str:
         "statement.approved": f"Statement approved: {detail}",
         "statement.published": f"Statement published: {detail}",
         "incident.response_time_breached": f"Missed the {_TARGETS.get(detail, detail)} target",
+        "triage.breach": _triage_breach(d),
+        "digest.daily": _digest(d),
     }.get(message.type, f"{message.type}: {detail}")
+
+
+def _triage_breach(d: dict[str, Any]) -> str:
+    entry = d.get("entry") or {}
+    posts = entry.get("count") or 1
+    who = f" from {entry['author']}" if entry.get("author") else ""
+    return (
+        f"Unanswered past its {entry.get('target_minutes', '?')}-minute reply target: {posts} post(s){who} on "
+        f"{entry.get('platform', '?')}, urgency {entry.get('urgency', '?')}"
+        + (f", {', '.join(entry['topics'])}" if entry.get("topics") else "")
+    )
+
+
+def _digest(d: dict[str, Any]) -> str:
+    g = d.get("digest") or {}
+    share = g.get("negative_share")
+    within = g.get("answered_within_target_share")
+    median = g.get("median_response_minutes")
+    return (
+        f"Daily digest {g.get('date', '?')}: {g.get('volume', 0)} mentions, "
+        f"{'n/a' if share is None else f'{share:.0%}'} negative; {g.get('needs_reply', 0)} needed a reply, "
+        f"{'n/a' if within is None else f'{within:.0%}'} answered within target, median response "
+        f"{'n/a' if median is None else f'{median:.0f} min'}"
+    )
 
 
 def _facts(message: Message) -> tuple[str, str, str, str | None]:
     incident = message.data.get("incident", {})
+    if not incident and message.type in BRAND_EVENTS:
+        label = "TRIAGE" if message.type == "triage.breach" else "DIGEST"
+        entry_id = str((message.data.get("entry") or {}).get("entry_id") or message.data.get("digest", {}).get("date"))
+        return label, brand_name(str(message.data.get("brand") or "?")), entry_id, message.data.get("link")
     severity = str(incident.get("severity") or "?").upper()
     brand = brand_name(str(incident.get("brand") or "?"))
     code = str(incident.get("code") or "?")
@@ -70,10 +103,13 @@ def slack(message: Message) -> dict[str, Any]:
     what = what_happened(message)
     head = f"[{severity}] {brand}: {what}"
     context = f"Incident {code} · {message.data.get('incident', {}).get('playbook', '')} · {message.type}"
+    suffix = f" (incident {code})"
+    if message.type in BRAND_EVENTS:  # no incident: name the queue entry or the day
+        context, suffix = f"{message.type} · {code}", ""
     if link:
         context += f" · <{link}|open incident>"
     return {
-        "text": _slack_escape(f"{head} (incident {code})"),
+        "text": _slack_escape(f"{head}{suffix}"),
         "blocks": [
             {
                 "type": "section",

@@ -17,6 +17,8 @@ EventType = Literal[
     "statement.approved",
     "statement.published",
     "incident.response_time_breached",
+    "triage.breach",
+    "digest.daily",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 

@@ -136,6 +136,33 @@ def emit(incident: Any, entry: Any, cfg: Settings | None = None) -> int:
     return len(bodies)
 
 
+def emit_event(
+    event_type: str, *, brand: str, key: str, occurred_at: float, data: dict[str, Any], cfg: Settings | None = None
+) -> int:
+    """Enqueue an event that is not an incident timeline entry (triage.breach, digest.daily) for each
+    subscriber that wants it; how many. `key` names the fact (e.g. "triage.breach|acme|tq_..."), so a
+    re-emit carries the same event id. Call after the write that recorded the fact; never raises."""
+    try:
+        cfg = cfg or settings()
+        wanted = [s for s in subscribers(cfg) if s.wants(event_type, brand)]
+        if not wanted:
+            return 0
+        evt = "evt_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+        payload = {"brand": brand, **data}
+        bodies = [
+            Message(event_id=evt, type=event_type, occurred_at=occurred_at, subscriber=s.name, data=payload)
+            .model_dump_json()
+            for s in wanted
+        ]
+        _send(bodies, cfg)
+    except Exception:
+        logger.exception("outbound enqueue failed; the write stands", extra={"event": event_type, "key": key})
+        count(ENQUEUE_FAILED)
+        return 0
+    count(ENQUEUED, len(bodies))
+    return len(bodies)
+
+
 def outbound_queue_url(cfg: Settings | None = None) -> str:
     from chalicelib.ingest.queue import _queue_url
 

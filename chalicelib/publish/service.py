@@ -223,7 +223,23 @@ def publish_statement(
         detail=f"{lang} v{draft.version} {short(draft.hash)} to {publisher.platform} {target.key()}: {ref.platform_id}",
     )
     _move_to_published(incident_id, actor, channel)
+    if reply_to:
+        _answered_in_triage(incident.brand, publisher.platform, surface, reply_to, actor)
     return _from_item(PublicationItem.get(item.pk, item.sk, consistent_read=True), already=False)
+
+
+def _answered_in_triage(brand: str, platform: str, surface: str | None, reply_to: str, actor: str) -> None:
+    """The reply answers the triage queue entry holding post `reply_to` (issue 11): mark it handled.
+    Never fails the publication, which has already happened."""
+    names = {"x": ("x",), "meta": (surface or "facebook", "instagram")}.get(platform, ("x", "facebook", "instagram"))
+    try:
+        from chalicelib.triage.queue import handled_by_reply
+
+        for name in dict.fromkeys(names):
+            if handled_by_reply(brand, f"{name}#{reply_to}", actor=actor):
+                return
+    except Exception:  # noqa: BLE001 - bookkeeping after a publication must not turn it into an error
+        log.exception("triage_mark_answered_failed brand=%s reply_to=%s", brand, reply_to)
 
 
 def _move_to_published(incident_id: str, actor: str, channel: str) -> None:

@@ -72,3 +72,14 @@ def apply_crisis_terms(texts: list[str], labels: list[str], terms: Iterable[str]
     if matcher is None:
         return list(labels)
     return ["negative" if matcher.search(fold(t)) else label for t, label in zip(texts, labels, strict=True)]
+
+
+def english_forms(word: str) -> list[str]:
+    """The inflected forms a one-word English term matches (for prefilters keyed on words)."""
+    return _english_forms(word)
+
+
+def term_matcher(terms: Iterable[str]) -> re.Pattern[str] | None:
+    """The compiled matcher for `terms` (search it in `fold(text)`), for callers that test several term
+    lists against one text (triage topics) and so fold the text once."""
+    return _matcher(tuple(terms))

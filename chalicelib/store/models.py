@@ -364,10 +364,101 @@ STATEMENT_MODELS: tuple[type[Model], ...] = (
 # --- end of statements and publishing -------------------------------------------------------------
 
 
+# --- triage (issue 11): the per-brand queue of mentions that need a human reply ------------------
+# All live in `<prefix>-incidents` under one partition per brand, `triage#<brand>`:
+#   `e#<entry_id>`                     one queue entry: a group of posts answered together
+#   `mem#<platform>#<platform_id>`     a mention already in the queue (the exactly-once record)
+#   `ptr#a#<platform>#<author>`        the author's current entry (repeated posts join it)
+#   `ptr#t#<fingerprint>`              the current entry of an identical text (copies join it)
+#   `thr#<platform>#<reply_to>`        replies seen in a thread (urgency)
+# and `digest#<brand>` / `<YYYY-MM-DD>`: the daily digest sent for that local day (sent once).
+# Open entries whose clock is still running carry `open_shard = "triage"` and their due time in
+# `opened_at`, so the existing sparse `open-incidents` index lists them by due time for the sweeper
+# (overloaded like escalations: no table change). Everything carries `expires` (TTL).
+
+
+class TriageDueIndex(_OpenIndex):
+    """The `open-incidents` index read as triage entries (hash key "triage", range = due time)."""
+
+
+class TriageEntryItem(_IncidentBase):
+    """One queue entry; updates are conditional on `version` (joins) or `status` (handled, breach)."""
+
+    entry_id = UnicodeAttribute()
+    brand = UnicodeAttribute()
+    platform = UnicodeAttribute()
+    author = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()  # open | handled
+    count = NumberAttribute(default=1)
+    first_at = NumberAttribute()  # created_at of the first post: the response clock starts here
+    last_at = NumberAttribute()
+    target_minutes = NumberAttribute()
+    due = NumberAttribute(attr_name="opened_at")  # first_at + target (the index's range key)
+    peak = NumberAttribute()  # the most urgent post's urgency
+    urgency = NumberAttribute()  # rules.group_urgency(peak, count)
+    topics = ListAttribute(of=UnicodeAttribute, default=list)
+    language = UnicodeAttribute()
+    sentiment = UnicodeAttribute()
+    question = NumberAttribute(default=0)
+    crisis = NumberAttribute(default=0)
+    playbook = UnicodeAttribute(null=True)
+    followers = NumberAttribute(null=True)
+    text = UnicodeAttribute(null=True)  # the latest post's text (clipped)
+    url = UnicodeAttribute(null=True)
+    mention_key = UnicodeAttribute()  # the latest post (platform#id): what a reply answers
+    mention_keys = ListAttribute(of=UnicodeAttribute, default=list)  # the first few posts
+    handled_at = NumberAttribute(null=True)
+    handled_by = UnicodeAttribute(null=True)
+    handled_via = UnicodeAttribute(null=True)  # api | page | publish
+    breached_at = NumberAttribute(null=True)
+    open_shard = UnicodeAttribute(null=True)
+    due_index = TriageDueIndex()
+    version = NumberAttribute(default=1)
+    expires = NumberAttribute()
+
+
+class TriageMemberItem(_IncidentBase):
+    """A mention counted into entry `entry_id`; written in the same transaction as the count."""
+
+    entry_id = UnicodeAttribute()
+    expires = NumberAttribute()
+
+
+class TriagePointerItem(_IncidentBase):
+    """Which entry an author's (or an identical text's) next post joins while that entry is open."""
+
+    entry_id = UnicodeAttribute()
+    expires = NumberAttribute()
+
+
+class TriageThreadItem(_IncidentBase):
+    """Replies to one post seen by triage (in the same transaction as each reply's queue write)."""
+
+    replies = NumberAttribute(default=0)
+    expires = NumberAttribute()
+
+
+class DigestItem(_IncidentBase):
+    """A daily digest claimed (and then sent) for one brand and local day."""
+
+    sent_at = NumberAttribute()
+    expires = NumberAttribute()
+
+
+TRIAGE_MODELS: tuple[type[Model], ...] = (
+    TriageEntryItem,
+    TriageMemberItem,
+    TriagePointerItem,
+    TriageThreadItem,
+    DigestItem,
+)
+# --- end of triage ----------------------------------------------------------------------------------
+
+
 MENTION_MODELS: tuple[type[Model], ...] = (MentionItem, LedgerItem, SeenWebhookItem, DetectorStateItem)
 COUNTER_MODELS: tuple[type[Model], ...] = (CounterItem,)
 INCIDENT_MODELS: tuple[type[Model], ...] = (
-    (IncidentItem, TimelineItem, IncidentPointerItem) + PAGING_MODELS + STATEMENT_MODELS
+    (IncidentItem, TimelineItem, IncidentPointerItem) + PAGING_MODELS + STATEMENT_MODELS + TRIAGE_MODELS
 )
 ALL_MODELS: tuple[type[Model], ...] = MENTION_MODELS + COUNTER_MODELS + INCIDENT_MODELS
 

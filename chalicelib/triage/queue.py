@@ -1,0 +1,506 @@
+"""The per-brand triage queue in DynamoDB: exactly-once grouping writes, the ordered queue, handled,
+and response-time breaches.
+
+Exactly once under SQS redelivery
+---------------------------------
+Each mention that needs a reply is written by one transaction holding: the member record
+`mem#<mention key>` (conditional on not existing), the entry's creation (conditional on not existing)
+or its update (conditional on the `version` read and `status = open`), the author's and the text's
+pointer when they are missing or point at a closed entry (conditional on what was read), and, for a
+reply, `ADD 1` to its thread's reply count. Either all of it lands or none does, so a redelivered
+batch, a replayed webhook or two Lambdas racing on one mention add it to a group once: the loser's
+member condition fails and it reports a duplicate. The ingest flow runs triage for the batch's counted
+mentions and for those it found already counted, so a crash between the counting commit and the
+triage write is repaired by the redelivery.
+
+Grouping
+--------
+A post joins the open entry its author's pointer names (the same person's repeated posts: one reply
+answers them), else the open entry its text fingerprint's pointer names (identical copies from many
+accounts: one answer fits all), else it opens a new entry. An entry marked handled stops collecting; the
+author's next post opens a new one.
+
+Clocks and breaches
+-------------------
+An entry's clock starts at its first post's `created_at` (the customer's clock, as Sprout Social and
+Zendesk measure first reply time) and runs for the brand's target on the first post's platform. Open
+entries with a running clock are in the `open-incidents` index under "triage" by due time; the
+sweeper reads those due and claims each breach with a conditional update (`status = open` and no
+`breached_at`), so each entry breaches once however many sweeps run; only the winner emits
+`triage.breach`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.config import Settings, settings
+from chalicelib.ingest.models import Mention
+from chalicelib.observability import logger
+from chalicelib.sentiment.text import normalise
+from chalicelib.store.models import (
+    TriageDueIndex,
+    TriageEntryItem,
+    TriageMemberItem,
+    TriagePointerItem,
+    TriageThreadItem,
+    bind,
+)
+from chalicelib.triage import rules as triage_rules
+from chalicelib.triage.models import Triage
+
+OPEN, HANDLED = "open", "handled"
+SHARD = "triage"
+STATUSES = (OPEN, HANDLED, "all")
+KEEP_KEYS = 10
+TEXT_CHARS = 500
+_ROUNDS = 8
+_MIN_FINGERPRINT_CHARS = 16
+_WORDS = re.compile(r"\w+")
+
+
+class EntryNotFound(LookupError):
+    pass
+
+
+class QueueContended(RuntimeError):
+    """The entry kept changing under us; the batch is retried by SQS."""
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    outcome: str  # new | joined | duplicate
+    entry_id: str
+    triage: Triage | None = None
+
+
+def entry_pk(brand: str) -> str:
+    return f"triage#{brand}"
+
+
+def entry_id_for(brand: str, mention: Mention) -> str:
+    return "tq_" + hashlib.blake2b(f"{brand}|{mention.key}".encode(), digest_size=10).hexdigest()
+
+
+def fingerprint(text: str) -> str | None:
+    """Identical-copy key: the normalised words (URLs, handles, digits, case and marks ignored). Short
+    texts ("why??") get none: many people write them independently and each deserves an answer."""
+    words = " ".join(w for w in _WORDS.findall(normalise(text)) if w not in ("_url_", "user"))
+    if len(words) < _MIN_FINGERPRINT_CHARS:
+        return None
+    return hashlib.blake2b(words.encode(), digest_size=8).hexdigest()
+
+
+def author_ident(mention: Mention) -> str | None:
+    ident = mention.author.id or mention.author.handle
+    return f"{mention.platform}#{ident}" if ident else None
+
+
+def _pointer_keys(mention: Mention) -> list[str]:
+    keys = []
+    author = author_ident(mention)
+    if author:
+        keys.append(f"ptr#a#{author}")
+    fp = fingerprint(mention.text)
+    if fp:
+        keys.append(f"ptr#t#{fp}")
+    return keys
+
+
+def _live(item: Any, now: float) -> Any:
+    """Items past their TTL are absent (moto never deletes them; DynamoDB does so lazily)."""
+    return item if item is not None and (item.expires is None or item.expires > now) else None
+
+
+def _get(model: Any, pk: str, sk: str) -> Any:
+    try:
+        return model.get(pk, sk, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def _conn() -> Any:
+    return TriageEntryItem._get_connection().connection  # type: ignore[attr-defined]
+
+
+def _retention(cfg: Settings) -> int:
+    return cfg.mention_retention_days * 86400
+
+
+def prefetch(brand: str, mentions: list[Mention], cfg: Settings | None = None) -> dict[str, Any]:
+    """Everything `enqueue` reads for these mentions, in four BatchGetItem calls instead of up to six
+    reads per mention: sort key -> item (None when absent). `enqueue` takes each key out as it uses it,
+    so a key two mentions share is read afresh by the second (after the first may have changed it)."""
+    bind(cfg or settings())
+    pk = entry_pk(brand)
+    cache: dict[str, Any] = {}
+
+    def load(model: Any, sort_keys: list[str]) -> None:
+        wanted = list(dict.fromkeys(sort_keys))
+        cache.update(dict.fromkeys(wanted))
+        if wanted:
+            for item in model.batch_get([(pk, sk) for sk in wanted], consistent_read=True):
+                cache[item.sk] = item
+
+    load(TriageMemberItem, [f"mem#{m.key}" for m in mentions])
+    load(TriagePointerItem, [sk for m in mentions for sk in _pointer_keys(m)])
+    load(TriageThreadItem, [f"thr#{m.platform}#{m.reply_to}" for m in mentions if m.reply_to])
+    entry_ids = {p.entry_id for sk, p in cache.items() if sk.startswith("ptr#") and p is not None}
+    load(TriageEntryItem, [f"e#{eid}" for eid in sorted(entry_ids)])
+    return cache
+
+
+def enqueue(
+    mention: Mention,
+    rules: triage_rules.BrandRules,
+    *,
+    target_minutes: int,
+    now: float | None = None,
+    cfg: Settings | None = None,
+    cache: dict[str, Any] | None = None,
+) -> Enqueued:
+    """Add `mention` (which needs a reply) to `rules.brand`'s queue exactly once; see the module docstring.
+    `cache`: from `prefetch` (consumed as used); without it every read goes to DynamoDB."""
+    cfg = bind(cfg or settings())
+    clock = time.time() if now is None else now
+    brand = rules.brand
+    pk = entry_pk(brand)
+    member_sk = f"mem#{mention.key}"
+    pointer_sks = _pointer_keys(mention)
+    thread_sk = f"thr#{mention.platform}#{mention.reply_to}" if mention.reply_to else None
+    expires = int(clock) + _retention(cfg)
+    reads = {} if cache is None else cache
+
+    def read(model: Any, sk: str) -> Any:
+        return reads.pop(sk) if sk in reads else _get(model, pk, sk)
+
+    for attempt in range(_ROUNDS):
+        member = _live(read(TriageMemberItem, member_sk), clock)
+        if member is not None:
+            return Enqueued("duplicate", member.entry_id)
+        thread = _live(read(TriageThreadItem, thread_sk), clock) if thread_sk else None
+        result = triage_rules.triage(mention, rules, thread_replies=int(thread.replies) if thread else 0)
+        pointers = {sk: read(TriagePointerItem, sk) for sk in pointer_sks}
+        entries: dict[str, Any] = {}
+        for pointer in pointers.values():
+            if pointer is not None and pointer.entry_id not in entries:
+                entries[pointer.entry_id] = _live(read(TriageEntryItem, f"e#{pointer.entry_id}"), clock)
+        open_ids = {eid for eid, e in entries.items() if e is not None and e.status == OPEN}
+        target = next(
+            (entries[p.entry_id] for p in pointers.values() if p is not None and p.entry_id in open_ids), None
+        )
+        entry_id = target.entry_id if target is not None else entry_id_for(brand, mention)
+        try:
+            with TransactWrite(connection=_conn()) as tx:
+                tx.save(
+                    TriageMemberItem(pk, member_sk, entry_id=entry_id, expires=expires),
+                    # an item past its TTL is absent for Klaxon even before DynamoDB deletes it
+                    condition=TriageMemberItem.pk.does_not_exist() | (TriageMemberItem.expires < int(clock)),
+                )
+                if target is None:
+                    tx.save(
+                        _new_entry(pk, entry_id, mention, result, target_minutes, clock, expires),
+                        condition=TriageEntryItem.pk.does_not_exist() | (TriageEntryItem.expires < int(clock)),
+                    )
+                else:
+                    tx.update(
+                        target,
+                        actions=_join_actions(target, mention, result, clock, expires),
+                        condition=(TriageEntryItem.version == target.version) & (TriageEntryItem.status == OPEN),
+                    )
+                refresh_before = clock + _retention(cfg) / 2  # a long-open group's pointers must not expire
+                for sk, pointer in pointers.items():
+                    if pointer is not None and pointer.entry_id != entry_id and pointer.entry_id in open_ids:
+                        continue  # another open group's (copies keep their own group)
+                    if pointer is not None and pointer.entry_id == entry_id and pointer.expires > refresh_before:
+                        continue  # already ours
+                    tx.save(
+                        TriagePointerItem(pk, sk, entry_id=entry_id, expires=expires),
+                        condition=TriagePointerItem.pk.does_not_exist()
+                        if pointer is None
+                        else TriagePointerItem.entry_id == pointer.entry_id,
+                    )
+                if thread_sk and thread is None:  # the thread's first reply (or its count expired): start at 1
+                    tx.save(
+                        TriageThreadItem(pk, thread_sk, replies=1, expires=expires),
+                        condition=TriageThreadItem.pk.does_not_exist() | (TriageThreadItem.expires < int(clock)),
+                    )
+                elif thread_sk:
+                    tx.update(
+                        TriageThreadItem(pk, thread_sk),
+                        actions=[TriageThreadItem.replies.add(1), TriageThreadItem.expires.set(expires)],
+                        condition=TriageThreadItem.expires >= int(clock),
+                    )
+        except TransactWriteError as exc:
+            reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                continue  # another delivery of this mention wrote it just now: the next read says duplicate
+            if not reasons or not set(reasons) & {"ConditionalCheckFailed", "TransactionConflict"}:
+                raise
+            # The entry or a pointer moved (another Lambda joined the same group): read again after a short
+            # jittered pause, so writers racing on one busy group (a copy campaign) spread out.
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+            continue
+        return Enqueued("new" if target is None else "joined", entry_id, result)
+    raise QueueContended(f"triage entry for {mention.key} kept changing")
+
+
+def _clip(text: str) -> str | None:
+    return text[:TEXT_CHARS] if text else None
+
+
+def _new_entry(
+    pk: str, entry_id: str, mention: Mention, result: Triage, target_minutes: int, now: float, expires: int
+) -> TriageEntryItem:
+    first_at = min(mention.created_at.timestamp(), now)
+    return TriageEntryItem(
+        pk,
+        f"e#{entry_id}",
+        entry_id=entry_id,
+        brand=result.brand,
+        platform=mention.platform,
+        author=mention.author.handle or mention.author.id,
+        status=OPEN,
+        count=1,
+        first_at=first_at,
+        last_at=first_at,
+        target_minutes=target_minutes,
+        due=first_at + target_minutes * 60,
+        peak=result.urgency,
+        urgency=triage_rules.group_urgency(result.urgency, 1),
+        topics=list(result.topics),
+        language=result.language,
+        sentiment=result.sentiment,
+        question=int(result.question),
+        crisis=int(result.crisis),
+        playbook=result.playbook,
+        followers=mention.author.followers,
+        text=_clip(mention.text),
+        url=mention.url,
+        mention_key=mention.key,
+        mention_keys=[mention.key],
+        open_shard=SHARD,
+        version=1,
+        expires=expires,
+    )
+
+
+def _join_actions(entry: TriageEntryItem, mention: Mention, result: Triage, now: float, expires: int) -> list[Any]:
+    created = min(mention.created_at.timestamp(), now)
+    count = int(entry.count) + 1
+    peak = max(int(entry.peak), result.urgency)
+    topics = list(dict.fromkeys([*(entry.topics or []), *result.topics]))
+    actions: list[Any] = [
+        TriageEntryItem.count.set(count),
+        TriageEntryItem.peak.set(peak),
+        TriageEntryItem.urgency.set(triage_rules.group_urgency(peak, count)),
+        TriageEntryItem.topics.set(cast(Any, topics)),
+        TriageEntryItem.version.set(int(entry.version) + 1),
+        TriageEntryItem.expires.set(max(expires, int(entry.expires))),
+    ]
+    if created >= float(entry.last_at):  # the latest post is what a reply answers
+        actions += [
+            TriageEntryItem.last_at.set(created),
+            TriageEntryItem.mention_key.set(mention.key),
+        ]
+        if mention.text:
+            actions.append(TriageEntryItem.text.set(mention.text[:TEXT_CHARS]))
+        if mention.url:
+            actions.append(TriageEntryItem.url.set(mention.url))
+    if created < float(entry.first_at):  # an older post arrived late: the clock started earlier
+        actions.append(TriageEntryItem.first_at.set(created))
+        if entry.breached_at is None:
+            actions.append(TriageEntryItem.due.set(created + int(entry.target_minutes) * 60))
+    if len(entry.mention_keys or []) < KEEP_KEYS:
+        actions.append(TriageEntryItem.mention_keys.set(cast(Any, [*(entry.mention_keys or []), mention.key])))
+    if result.sentiment == "negative" and entry.sentiment != "negative":
+        actions.append(TriageEntryItem.sentiment.set("negative"))
+    if result.question and not entry.question:
+        actions.append(TriageEntryItem.question.set(1))
+    if result.crisis and not entry.crisis:
+        actions.append(TriageEntryItem.crisis.set(1))
+    if result.playbook and not entry.playbook:
+        actions.append(TriageEntryItem.playbook.set(result.playbook))
+    if mention.author.followers is not None and mention.author.followers > int(entry.followers or 0):
+        actions.append(TriageEntryItem.followers.set(mention.author.followers))
+    return actions
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def order_key(entry: Any) -> tuple[float, float, str]:
+    """Queue order: most urgent first, then oldest first (longest waiting), then id (stable)."""
+    return (-float(entry.urgency), float(entry.first_at), str(entry.entry_id))
+
+
+def list_entries(
+    brand: str,
+    *,
+    status: str = OPEN,
+    topic: str | None = None,
+    language: str | None = None,
+    now: float | None = None,
+    cfg: Settings | None = None,
+) -> list[TriageEntryItem]:
+    """The brand's queue in order (see `order_key`), filtered."""
+    bind(cfg or settings())
+    clock = time.time() if now is None else now
+    found = []
+    for item in TriageEntryItem.query(entry_pk(brand), TriageEntryItem.sk.startswith("e#"), consistent_read=True):
+        if _live(item, clock) is None:
+            continue
+        if status != "all" and item.status != status:
+            continue
+        if topic and topic not in (item.topics or []):
+            continue
+        if language and item.language != language:
+            continue
+        found.append(item)
+    return sorted(found, key=order_key)
+
+
+def get_entry(brand: str, entry_id: str, *, now: float | None = None) -> TriageEntryItem:
+    bind()
+    clock = time.time() if now is None else now
+    item = _live(_get(TriageEntryItem, entry_pk(brand), f"e#{entry_id}"), clock)
+    if item is None:
+        raise EntryNotFound(entry_id)
+    return item
+
+
+def as_dict(entry: TriageEntryItem, now: float | None = None) -> dict[str, Any]:
+    clock = time.time() if now is None else now
+    answered_at = entry.handled_at
+    waited = (answered_at if answered_at is not None else clock) - float(entry.first_at)
+    return {
+        "entry_id": entry.entry_id,
+        "brand": entry.brand,
+        "status": entry.status,
+        "urgency": int(entry.urgency),
+        "count": int(entry.count),
+        "platform": entry.platform,
+        "author": entry.author,
+        "followers": None if entry.followers is None else int(entry.followers),
+        "topics": list(entry.topics or []),
+        "language": entry.language,
+        "sentiment": entry.sentiment,
+        "question": bool(entry.question),
+        "crisis": bool(entry.crisis),
+        "playbook": entry.playbook,
+        "text": entry.text,
+        "url": entry.url,
+        "mention_key": entry.mention_key,
+        "first_at": float(entry.first_at),
+        "last_at": float(entry.last_at),
+        "target_minutes": int(entry.target_minutes),
+        "due": float(entry.due),
+        "seconds_left": None if answered_at is not None else round(float(entry.due) - clock),
+        "waited_seconds": round(waited),
+        "breached": entry.breached_at is not None or (answered_at or clock) > float(entry.due),
+        "breached_at": entry.breached_at,
+        "handled_at": entry.handled_at,
+        "handled_by": entry.handled_by,
+        "handled_via": entry.handled_via,
+    }
+
+
+# --- handled -------------------------------------------------------------------------------------
+
+
+def mark_handled(
+    brand: str, entry_id: str, *, actor: str, via: str, now: float | None = None, cfg: Settings | None = None
+) -> tuple[TriageEntryItem, bool]:
+    """Mark an entry answered; returns (entry, changed). Marking a handled entry again changes nothing."""
+    cfg = bind(cfg or settings())
+    clock = time.time() if now is None else now
+    entry = get_entry(brand, entry_id, now=clock)
+    if entry.status == HANDLED:
+        return entry, False
+    try:
+        entry.update(
+            actions=[
+                TriageEntryItem.status.set(HANDLED),
+                TriageEntryItem.handled_at.set(clock),
+                TriageEntryItem.handled_by.set(actor[:64]),
+                TriageEntryItem.handled_via.set(via),
+                TriageEntryItem.open_shard.remove(),
+                TriageEntryItem.version.set(int(entry.version) + 1),
+                TriageEntryItem.expires.set(int(clock) + _retention(cfg)),
+            ],
+            condition=TriageEntryItem.status == OPEN,
+        )
+    except UpdateError as exc:
+        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+            raise
+        return get_entry(brand, entry_id, now=clock), False
+    logger.info("triage entry handled", extra={"brand": brand, "entry_id": entry_id, "via": via})
+    return entry, True
+
+
+def handled_by_reply(brand: str, mention_key: str, *, actor: str, now: float | None = None) -> str | None:
+    """Klaxon published a reply to `mention_key`: mark the entry holding it handled; its id, if any."""
+    bind()
+    clock = time.time() if now is None else now
+    member = _live(_get(TriageMemberItem, entry_pk(brand), f"mem#{mention_key}"), clock)
+    if member is None:
+        return None
+    try:
+        mark_handled(brand, member.entry_id, actor=actor, via="publish", now=clock)
+    except EntryNotFound:
+        return None
+    return str(member.entry_id)
+
+
+# --- breaches ------------------------------------------------------------------------------------
+
+
+def check_breaches(now: float | None = None, cfg: Settings | None = None) -> list[TriageEntryItem]:
+    """Claim every open entry past its clock once (conditional update); emit `triage.breach` for each
+    one this call claimed. Safe to run concurrently: each breach is claimed by exactly one caller."""
+    cfg = bind(cfg or settings())
+    clock = time.time() if now is None else now
+    claimed = []
+    for entry in TriageEntryItem.due_index.query(SHARD, TriageDueIndex.opened_at <= clock):
+        if _live(entry, clock) is None or entry.status != OPEN or entry.breached_at is not None:
+            continue
+        try:
+            entry.update(
+                actions=[
+                    TriageEntryItem.breached_at.set(clock),
+                    TriageEntryItem.open_shard.remove(),
+                    TriageEntryItem.version.set(int(entry.version) + 1),
+                ],
+                condition=(TriageEntryItem.status == OPEN)
+                & TriageEntryItem.breached_at.does_not_exist()
+                & (TriageEntryItem.open_shard == SHARD),
+            )
+        except UpdateError as exc:
+            if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+                raise
+            continue  # handled, or another sweep claimed it
+        claimed.append(entry)
+        _emit_breach(entry, clock, cfg)
+    return claimed
+
+
+def _emit_breach(entry: TriageEntryItem, now: float, cfg: Settings) -> None:
+    from chalicelib.outbound import service as outbound
+
+    data = {"entry": as_dict(entry, now), "link": None}
+    outbound.emit_event(
+        "triage.breach",
+        brand=entry.brand,
+        key=f"triage.breach|{entry.brand}|{entry.entry_id}",
+        occurred_at=now,
+        data=data,
+        cfg=cfg,
+    )
