@@ -363,15 +363,15 @@ def sms_status() -> Response:
 
 @app.schedule("rate(1 minute)", name="sweeper")
 def sweeper(event: Any) -> None:
-    """Once a minute: escalate unacknowledged pages and record missed response-time targets."""
+    """Once a minute: escalate unacknowledged pages, record missed response-time targets (incidents
+    and the triage queue) and send each brand's daily digest once."""
+    from chalicelib.flows import sweep_triage
     from chalicelib.incidents import service as incidents
     from chalicelib.paging import service as paging
 
     outcome = paging.sweep(time.time())
     breaches = incidents.check_breaches()
     logger.info("sweep", extra={"breaches": breaches, "paging": str(outcome)})
-    from chalicelib.flows import sweep_triage  # --- triage (issue 11) hook: queue breaches, daily digests
-
     logger.info("triage sweep", extra=sweep_triage(time.time()))
 
 
