@@ -364,15 +364,18 @@ def sms_status() -> Response:
 @app.schedule("rate(1 minute)", name="sweeper")
 def sweeper(event: Any) -> None:
     """Once a minute: escalate unacknowledged pages, record missed response-time targets (incidents
-    and the triage queue) and send each brand's daily digest once."""
+    and the triage queue), send each brand's daily digest once, and enqueue again the outbound
+    events SQS refused."""
     from chalicelib.flows import sweep_triage
     from chalicelib.incidents import service as incidents
+    from chalicelib.outbound.service import retry_parked
     from chalicelib.paging import service as paging
 
     outcome = paging.sweep(time.time())
     breaches = incidents.check_breaches()
     logger.info("sweep", extra={"breaches": breaches, "paging": str(outcome)})
     logger.info("triage sweep", extra=sweep_triage(time.time()))
+    logger.info("outbound parked events sent again", extra={"sent": retry_parked()})
 
 
 @app.on_sqs_message(queue=settings().queue_name, batch_size=10, name="ingest")

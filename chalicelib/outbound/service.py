@@ -2,10 +2,11 @@
 
 Delivery is at-least-once, per (event, subscriber):
 - `emit` runs after the incident write has succeeded and enqueues one message per interested
-  subscriber, so a failing subscriber never holds up another. It never raises: an enqueue failure
-  is logged and counted (OutboundEnqueueFailed) and the incident write stands. Known gap: if SQS is
-  down, or the process dies between the DynamoDB write and the enqueue, that event is not sent
-  (nothing re-emits from the timeline yet; the sweeper could, since event ids are stable).
+  subscriber, so a failing subscriber never holds up another. It never raises: when SQS refuses
+  the enqueue, the messages are parked in DynamoDB (`outbound#parked`, counted as
+  OutboundEnqueueFailed) and the sweeper sends them again every minute (`retry_parked`) until SQS
+  takes them; the incident write stands either way. Known gap: if the process dies between the
+  DynamoDB write and the enqueue, or DynamoDB refuses the parking too, that event is not sent.
 - Each event's id is derived from the incident id and the timeline entry's sort key, so a re-emit
   of the same fact carries the same `webhook-id` and receivers can drop duplicates.
 - `deliver_batch` POSTs with a short timeout: 2xx done; 3xx/4xx (except 408/429) permanent, logged
@@ -39,6 +40,8 @@ from chalicelib.outbound.models import ACTION_EVENTS, Message, Subscriber, addre
 
 ENQUEUED = "OutboundEnqueued"
 ENQUEUE_FAILED = "OutboundEnqueueFailed"
+PARKED_PK = "outbound#parked"
+PARKED_DAYS = 7  # an event older than a week is news to nobody
 DELIVERED = "OutboundDelivered"
 RETRIED = "OutboundRetried"
 DROPPED = "OutboundDropped"  # permanent failures: 4xx, refused address, unknown subscriber
@@ -124,13 +127,14 @@ def emit(incident: Any, entry: Any, cfg: Settings | None = None) -> int:
             Message(event_id=evt, type=event_type, occurred_at=entry.at, subscriber=s.name, data=data).model_dump_json()
             for s in wanted
         ]
-        _send(bodies, cfg)
-    except Exception:
+    except Exception:  # the subscribers file or the event could not be read: nothing to send or park
         logger.exception(
-            "outbound enqueue failed; the incident write stands",
+            "outbound event not built; the incident write stands",
             extra={"incident_id": getattr(incident, "id", None), "action": getattr(entry, "action", None)},
         )
         count(ENQUEUE_FAILED)
+        return 0
+    if not _send_or_park(bodies, evt, cfg):
         return 0
     count(ENQUEUED, len(bodies))
     return len(bodies)
@@ -154,13 +158,63 @@ def emit_event(
             .model_dump_json()
             for s in wanted
         ]
-        _send(bodies, cfg)
     except Exception:
-        logger.exception("outbound enqueue failed; the write stands", extra={"event": event_type, "key": key})
+        logger.exception("outbound event not built; the write stands", extra={"event": event_type, "key": key})
         count(ENQUEUE_FAILED)
+        return 0
+    if not _send_or_park(bodies, evt, cfg):
         return 0
     count(ENQUEUED, len(bodies))
     return len(bodies)
+
+
+def _send_or_park(bodies: list[str], evt: str, cfg: Settings) -> bool:
+    """Enqueue; if SQS refuses, keep the messages in DynamoDB for the sweeper. True if enqueued now."""
+    try:
+        _send(bodies, cfg)
+        return True
+    except Exception:
+        count(ENQUEUE_FAILED)
+        try:
+            from chalicelib.store.models import ParkedEventItem, bind
+
+            bind(cfg)
+            now = time.time()
+            ParkedEventItem(
+                PARKED_PK, f"{int(now * 1000):013d}#{evt}", bodies=bodies, expires=int(now) + PARKED_DAYS * 86400
+            ).save()
+        except Exception:
+            logger.exception("outbound event lost: SQS and DynamoDB both refused it", extra={"event_id": evt})
+            return False
+        logger.warning("outbound enqueue failed; parked for the sweeper", extra={"event_id": evt}, exc_info=True)
+        return False
+
+
+def retry_parked(cfg: Settings | None = None, *, now: float | None = None, limit: int = 100) -> int:
+    """Send the parked messages again, oldest first, deleting each item SQS took; messages sent.
+
+    Stops at the first refusal (SQS is still down: the next sweep tries again). A message may reach
+    SQS twice if a delete fails after its send; receivers drop the copy by its `webhook-id`.
+    """
+    from chalicelib.store.models import ParkedEventItem, bind
+
+    cfg = bind(cfg or settings())
+    clock = time.time() if now is None else now
+    sent = 0
+    for item in ParkedEventItem.query(PARKED_PK, consistent_read=True, limit=limit):
+        if item.expires <= clock:  # moto never expires items; DynamoDB does so lazily
+            item.delete()
+            continue
+        try:
+            _send(list(item.bodies), cfg)
+        except Exception:
+            logger.warning("parked outbound events still refused by SQS", extra={"parked": item.sk}, exc_info=True)
+            break
+        item.delete()
+        sent += len(item.bodies)
+    if sent:
+        count(ENQUEUED, sent)
+    return sent
 
 
 def outbound_queue_url(cfg: Settings | None = None) -> str:

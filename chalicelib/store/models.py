@@ -354,12 +354,21 @@ class OutboxItem(_IncidentBase):
     at = NumberAttribute()
 
 
+class ParkedEventItem(_IncidentBase):
+    """Outbound messages SQS refused when they were emitted (pk `outbound#parked`, sk
+    `<ms>#<event id>`): the sweeper sends them again and deletes the item (chalicelib/outbound)."""
+
+    bodies = ListAttribute(of=UnicodeAttribute)
+    expires = NumberAttribute()
+
+
 STATEMENT_MODELS: tuple[type[Model], ...] = (
     StatementItem,
     ApprovalItem,
     StatementNoteItem,
     PublicationItem,
     OutboxItem,
+    ParkedEventItem,
 )
 # --- end of statements and publishing -------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from chalicelib.outbound import service as outbound
 from chalicelib.publish import service as publish
 from chalicelib.publish.outbox import OutboxPublisher
 from chalicelib.statements import service as statements
+from chalicelib.store.models import ParkedEventItem
 from klaxon.lambda_sqs import DeliveryStats, deliver, queue_arn, receive
 
 pytestmark = pytest.mark.integration
@@ -395,6 +396,42 @@ def test_enqueue_failure_never_fails_the_incident_write(
     settings.cache_clear()
     incidents.transition(incident_id, incidents.RESOLVED, actor="maya-katz", channel="api")
     assert incidents.get(incident_id).status == incidents.RESOLVED
+
+
+def test_events_sqs_refused_are_parked_and_sent_by_the_sweeper(
+    out: Outbound, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from klaxon.stack import lambda_client
+
+    configure(tmp_path, monkeypatch, [{"name": "s", "url": receiver.url("/s"), "format": "slack"}])
+    monkeypatch.setenv("KLAXON_OUTBOUND_QUEUE_URL", out.url + "-gone")  # SQS answers: no such queue
+    settings.cache_clear()
+    incident_id = open_incident()
+    incidents.transition(incident_id, incidents.ACKNOWLEDGED, actor="maya-katz", channel="api")
+    assert out.depth(out.url) == 0
+    def parked() -> dict[str, str]:
+        """event id -> parked item key, for every parked message."""
+        items = ParkedEventItem.query(outbound.PARKED_PK, consistent_read=True)
+        return {json.loads(body)["event_id"]: item.sk for item in items for body in item.bodies}
+
+    first = parked()
+    opened_and_acked = {outbound.event_id(incident_id, e.sk) for e in incidents.timeline(incident_id)}
+    assert set(first) == opened_and_acked  # both events kept, none sent
+
+    with lambda_client() as client:  # SQS still refusing: the sweep keeps them (and parks its own events)
+        client.lambda_.invoke("sweeper", client.events.generate_cw_event("Scheduled Event", "", {}, []))
+    still = parked()
+    assert all(still.get(evt) == key for evt, key in first.items())
+
+    monkeypatch.delenv("KLAXON_OUTBOUND_QUEUE_URL")  # SQS is back
+    settings.cache_clear()
+    with lambda_client() as client:
+        client.lambda_.invoke("sweeper", client.events.generate_cw_event("Scheduled Event", "", {}, []))
+    assert parked() == {}
+    out.pump()
+    delivered = [h.headers["webhook-id"] for h in receiver.at("/s")]
+    assert set(still) <= set(delivered) and len(delivered) == len(set(delivered))  # every parked event, once
+    assert outbound.retry_parked() == 0
 
 
 def test_event_id_is_stable_per_timeline_entry(
