@@ -290,6 +290,15 @@ def approval_action(token: str) -> Response:
     return Response(body=page.body, status_code=page.status, headers=page.headers)
 
 
+@app.route("/a/{code}", methods=["GET"])
+def approval_requests(code: str) -> Response:
+    """The link texted to signers and approvers: what awaits their approval on incident `code` (?t=)."""
+    from chalicelib.statements import web
+
+    page = web.approval_requests_response(code, _query().get("t"))
+    return Response(body=page.body, status_code=page.status, headers=page.headers)
+
+
 @app.route("/i/{code}", methods=["GET"])
 def incident_page(code: str) -> Response:
     """The SMS short link: the incident page, shown only with the signed per-person token `t`."""

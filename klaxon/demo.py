@@ -307,6 +307,7 @@ def main(speed: float = 0.0) -> int:
             paged = _pages(stack, incident)
             acked = _acknowledge(stack, incident)
             drafts = _statements(stack.base_url, incident)
+            _approval_requests(stack)
             drafted = bool(drafts)
             published = bool(drafts) and _approve_and_publish(stack.base_url, incident, drafts)
         ok = counted == expected and tally.rejected == 0 and bool(opened) and paged and acked and drafted and published
@@ -421,6 +422,22 @@ def _statements(base_url: str, incident: dict[str, Any]) -> dict[str, Any]:
         for person, url in body.get("links", {}).get(draft["lang"], {}).items():
             print(f"  approval page for {person}: {url}")
     return body
+
+
+def _approval_requests(stack: Any) -> None:
+    """The SMS each signer and approver got when the statements were drafted: one each, own language."""
+    deadline = time.monotonic() + 10
+    requests: list[Any] = []
+    while time.monotonic() < deadline:
+        requests = [m for m in stack.twilio.messages if "/a/" in m.body]
+        if requests:
+            break
+        time.sleep(0.2)
+    print(f"\nApproval requests texted ({len(requests)}), each with the person's own link:")
+    for message in requests:
+        print(f"  to {message.to} [{message.num_segments} segment(s)]:")
+        for line in message.body.splitlines():
+            print(f"    | {line}")
 
 
 def _approve_and_publish(base_url: str, incident: dict[str, Any], drafts: dict[str, Any]) -> bool:

@@ -248,15 +248,16 @@ def _schedule(stack: Stack) -> None:
         seconds = _rate_seconds(text)
         if seconds:
             jobs.append([source.name, seconds, time.monotonic() + seconds])
-    while jobs and not stack.stopping.wait(0.5):
-        for job in jobs:
-            name, seconds, due = job
-            if time.monotonic() >= due:
-                job[2] = due + seconds
-                try:
-                    chalice_app.app.handler_map[name](scheduled_event(name), None)
-                except Exception as exc:
-                    print(f"scheduler: {name}: {exc}", file=sys.stderr)
+    with lambda_client() as client:  # a Lambda context for the handlers' middleware, as EventBridge's call has
+        while jobs and not stack.stopping.wait(0.5):
+            for job in jobs:
+                name, seconds, due = job
+                if time.monotonic() >= due:
+                    job[2] = due + seconds
+                    try:
+                        client.lambda_.invoke(name, scheduled_event(name))
+                    except Exception as exc:
+                        print(f"scheduler: {name}: {exc}", file=sys.stderr)
 
 
 def scheduled_event(rule: str) -> dict[str, Any]:

@@ -12,8 +12,11 @@ with the approval links' HMAC secret (KLAXON_LINK_SECRET, chalicelib.statements.
 - the long form, `payload.signature` (format byte 0x02, expires, ASCII "code|person_id", full
   32-byte MAC), for places without a length limit.
 
-Format bytes keep the kinds apart: approval links are 0x01, so no token of one kind is accepted as
-another.
+The same 12-character form with kind byte 0x05 (`APPROVALS`) makes the link texted to a signer or
+approver when statements are drafted (GET /a/{code}?t=: whatever awaits that person's approval on
+that incident, chalicelib/statements/notify.py). Format/kind bytes keep every kind apart (approval
+links 0x01, incident page 0x02/0x03, triage page 0x04, approval requests 0x05): no token of one kind
+is accepted as another.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from chalicelib.statements.links import (
 
 DEFAULT_TTL = 24 * 3600
 _LONG_FORMAT = 2
-_SHORT_FORMAT = 3
+INCIDENT_PAGE = 3  # kind of a short token: the incident page
+APPROVALS = 5  # kind of a short token: what awaits one person's approval on the incident
 _HEAD = struct.Struct(">BI")
 _SHORT_MAC_BYTES = 6
 _HOUR_BYTES = 3  # hours since 1970: good until the year 3883
@@ -49,17 +53,19 @@ def _check(code: str, person_id: str) -> None:
         raise ValueError("person_id must be 1-64 ASCII characters without '|'")
 
 
-def _short_mac(code: str, person_id: str, expires: bytes, key: bytes) -> bytes:
-    message = bytes([_SHORT_FORMAT]) + expires + f"{code}|{person_id}".encode("ascii")
+def _short_mac(code: str, person_id: str, expires: bytes, key: bytes, kind: int) -> bytes:
+    message = bytes([kind]) + expires + f"{code}|{person_id}".encode("ascii")
     return _sign(message, key)[:_SHORT_MAC_BYTES]
 
 
-def sms_token(code: str, person_id: str, expires: int | float, *, secret: bytes | None = None) -> str:
-    """The 12-character token for the link in a page SMS to `person_id`, valid until `expires`
-    rounded up to the next whole hour."""
+def sms_token(
+    code: str, person_id: str, expires: int | float, *, kind: int = INCIDENT_PAGE, secret: bytes | None = None
+) -> str:
+    """The 12-character token for a link texted to `person_id` (the incident page, or with
+    `kind=APPROVALS` what awaits their approval), valid until `expires` rounded up to the hour."""
     _check(code, person_id)
     stamp = (-(-int(expires) // 3600)).to_bytes(_HOUR_BYTES, "big")
-    return _b64(stamp + _short_mac(code, person_id, stamp, secret or link_secret()))
+    return _b64(stamp + _short_mac(code, person_id, stamp, secret or link_secret(), kind))
 
 
 def incident_link(code: str, person_id: str, expires: int | float, *, secret: bytes | None = None) -> str:
@@ -75,9 +81,11 @@ def verify_incident_link(
     now: float,
     *,
     people: Iterable[str] | None = None,
+    kind: int = INCIDENT_PAGE,
     secret: bytes | None = None,
 ) -> str:
-    """The person the token was issued to, if it is authentic, unexpired and for `code`; else LinkError.
+    """The person the token was issued to, if it is authentic, unexpired, for `code` and of `kind`;
+    else LinkError. The long form exists for the incident page only.
 
     `people` are the roster's person ids, needed for the SMS form (the deployed roster by default).
     """
@@ -85,7 +93,9 @@ def verify_incident_link(
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
         raise LinkTampered(LinkTampered.reason)
     if "." not in token:
-        return _verify_short(token, code, now, key, people)
+        return _verify_short(token, code, now, key, people, kind)
+    if kind != INCIDENT_PAGE:
+        raise LinkTampered(LinkTampered.reason)
     if token.count(".") != 1:
         raise LinkTampered(LinkTampered.reason)
     encoded_payload, encoded_signature = token.split(".")
@@ -106,7 +116,7 @@ def verify_incident_link(
     return person_id
 
 
-def _verify_short(token: str, code: str, now: float, key: bytes, people: Iterable[str] | None) -> str:
+def _verify_short(token: str, code: str, now: float, key: bytes, people: Iterable[str] | None, kind: int) -> str:
     if len(token) != SHORT_TOKEN_CHARS or not (code.isascii() and code.isdigit() and len(code) <= 8):
         raise LinkTampered(LinkTampered.reason)
     raw = _unb64(token)
@@ -119,7 +129,7 @@ def _verify_short(token: str, code: str, now: float, key: bytes, people: Iterabl
         people = [person.id for person in deployed_roster().people]
     found = None
     for person_id in people:  # every candidate is checked, so the time taken says nothing about who
-        if hmac.compare_digest(mac, _short_mac(code, person_id, stamp, key)) and found is None:
+        if hmac.compare_digest(mac, _short_mac(code, person_id, stamp, key, kind)) and found is None:
             found = person_id
     if found is None:  # forged, for another incident, or for someone no longer in the roster
         raise LinkTampered(LinkTampered.reason)

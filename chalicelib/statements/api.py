@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +73,14 @@ def draft_request(incident_id: str, body: Any, *, actor: str, now: float | None 
         return ApiResult(exc.status, {"error": str(exc)})
     except PlaybookError as exc:
         return ApiResult(500, {"error": f"playbooks are invalid: {exc}"})
-    result: dict[str, Any] = {"incident_id": incident_id, "drafts": [draft_as_dict(d) for d in drafts]}
+    from chalicelib.statements.notify import request_approvals
+
+    texted = request_approvals(incident_id, drafts, now=time.time() if now is None else now)
+    result: dict[str, Any] = {
+        "incident_id": incident_id,
+        "drafts": [draft_as_dict(d) for d in drafts],
+        "approval_requests": {"texted": list(texted.sent), "already": list(texted.already)},
+    }
     if request.links:
         result["links"] = {
             d.lang: {

@@ -251,3 +251,51 @@ def approval_post(token: str, body: bytes | str | None, *, now: float | None = N
     except service.StatementError as exc:
         return _page(claims, draft, token, clock, str(exc), "error", exc.status)
     return _page(claims, draft, token, clock, "Unknown action.", "error", 400)
+
+
+# --- the link texted to signers and approvers: GET /a/{code}?t=<token> --------------------------
+
+
+def approval_requests_response(code: str, token: str | None, now: float | None = None) -> PageResponse:
+    """What awaits this person's approval on the incident now: one statement → straight to its
+    approval page (303); several → a list of them; none → a short page saying so.
+
+    The short token names the person and the incident's code only; the approval link it leads to is
+    minted for the *current* version, and approving still posts that exact version's hash.
+    """
+    from chalicelib.incidents.links import APPROVALS, verify_incident_link
+    from chalicelib.statements.links import LinkExpired, approval_url
+    from chalicelib.statements.page import e
+
+    clock = _now(now)
+    if not token:
+        return _message(403, "Link not usable", "This page needs the full link from the SMS.")
+    try:
+        person_id = verify_incident_link(token, code, clock, kind=APPROVALS)
+    except LinkExpired:
+        return _message(403, "Link expired", "This link has expired. Ask the incident lead for a new one.")
+    except LinkError as exc:
+        return _message(exc.status if exc.status == 503 else 403, "Link not usable", exc.reason)
+    try:
+        incident = incidents.by_code(code)
+    except incidents.IncidentNotFound:
+        return _message(404, "Not found", f"No open incident has code {code}; it may have been resolved.")
+    pending: list[Draft] = []
+    for lang in service.languages(incident.id):
+        state = service.approval_state(incident.id, lang)
+        done = any(a.person == person_id for a in state.approvals)
+        if state.draft.capacity_of(person_id) is not None and not done:
+            pending.append(state.draft)
+    if not pending:
+        return _message(200, "Nothing to approve", f"Nothing awaits your approval on incident {code} right now.")
+    expires = int(clock) + DEFAULT_LINK_TTL
+    urls = [(d, approval_url(make_link(incident.id, d.lang, d.hash, person_id, expires))) for d in pending]
+    if len(urls) == 1:
+        response = PageResponse(303, "")
+        response.headers["Location"] = urls[0][1]
+        return response
+    items = "".join(
+        f'<li><a class="button" href="{e(url)}">{e(d.lang.upper())} v{d.version}</a></li>' for d, url in urls
+    )
+    body = render_message_page("Statements awaiting your approval", f"Incident {code}", lang="en")
+    return PageResponse(200, body.replace("</body>", f'<ul class="pending">{items}</ul></body>', 1))

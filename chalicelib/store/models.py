@@ -354,6 +354,14 @@ class OutboxItem(_IncidentBase):
     at = NumberAttribute()
 
 
+class ApprovalRequestItem(_IncidentBase):
+    """`incident#<id>` / `aprq#<round>#<person>`: this person was texted for this drafting round
+    (claimed before the SMS, so no one is texted twice; chalicelib/statements/notify.py)."""
+
+    person_id = UnicodeAttribute()
+    at = NumberAttribute()
+
+
 class ParkedEventItem(_IncidentBase):
     """Outbound messages SQS refused when they were emitted (pk `outbound#parked`, sk
     `<ms>#<event id>`): the sweeper sends them again and deletes the item (chalicelib/outbound)."""
@@ -369,6 +377,7 @@ STATEMENT_MODELS: tuple[type[Model], ...] = (
     PublicationItem,
     OutboxItem,
     ParkedEventItem,
+    ApprovalRequestItem,
 )
 # --- end of statements and publishing -------------------------------------------------------------
 

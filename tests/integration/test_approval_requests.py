@@ -1,0 +1,135 @@
+"""Drafting statements texts each signer and approver a short link to what awaits them (real twilio
+client against the shipped fake Twilio server, moto for the tables, routes through chalice.test)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+
+from chalicelib.incidents import service as incidents
+from chalicelib.incidents.service import Trigger
+from chalicelib.paging import twilio_sms
+from chalicelib.playbooks.loader import load_roster
+from chalicelib.statements import service as statements
+from chalicelib.statements.notify import request_approvals
+from klaxon.fake_twilio import FakeTwilio, running_fake_twilio
+
+pytestmark = pytest.mark.integration
+
+FACTS = {
+    "product": {"en": "Golden Foods hummus 400g", "he": "חומוס גולדן פודס 400 גרם"},
+    "what_we_know": {"en": "Listeria was found in one batch.", "he": "נמצאה ליסטריה באצווה אחת."},
+    "what_we_are_doing": {"en": "We stopped the line.", "he": "עצרנו את הקו."},
+    "next_update": {"en": "by 18:00 today", "he": "עד 18:00 היום"},
+}
+BASE = "https://klaxon.example"
+SIGNER = "sarah-whitfield"
+HEADERS = {"x-api-key": "local-api-key", "content-type": "application/json", "x-klaxon-actor": "maya-katz"}
+
+
+@pytest.fixture
+def fake(env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTwilio]:
+    with running_fake_twilio(step_delay=0.0) as twilio:
+        for key, value in twilio.environment().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("KLAXON_PUBLIC_URL", BASE)
+        twilio_sms.default_sender.cache_clear()
+        try:
+            yield twilio
+        finally:
+            twilio_sms.default_sender.cache_clear()
+
+
+def open_incident() -> incidents.IncidentItem:
+    return incidents.open_or_update(
+        brand="golden-foods",
+        playbook="golden-product-recall",
+        severity="sev1",
+        trigger=Trigger(actor="detector", channel="ingest", summary="neg 90/5min, 6x usual", observed=90, ratio=6),
+    ).incident
+
+
+def texted(fake: FakeTwilio) -> dict[str, str]:
+    """person id -> the SMS body they got."""
+    by_phone = {p.phone: p.id for p in load_roster().people}
+    return {by_phone[m.to]: m.body for m in fake.messages}
+
+
+def link_path(body: str) -> tuple[str, dict[str, str]]:
+    match = re.search(re.escape(BASE) + r"(/a/\d+)\?t=([\w-]{12})$", body)
+    assert match, body
+    return match[1], {"t": match[2]}
+
+
+def test_drafting_texts_every_signer_and_approver_once_with_a_link_to_their_approval(
+    env: Any, fake: FakeTwilio
+) -> None:
+    incident = open_incident()
+    answer = env.client.http.post(
+        f"/incidents/{incident.id}/statements",
+        headers=HEADERS,
+        body=json.dumps({"facts": FACTS, "languages": ["en", "he"]}),
+    )
+    assert answer.status_code == 201, answer.body
+    drafts = [statements.current_draft(incident.id, lang) for lang in ("en", "he")]
+    everyone = sorted({d.signer_id for d in drafts} | {a for d in drafts for a in d.approvers})
+    assert len(everyone) == 5  # en: Sarah signs; he: Avi signs; approvers overlap (Avi, Rachel)
+    assert sorted(answer.json_body["approval_requests"]["texted"]) == everyone
+    bodies = texted(fake)
+    assert sorted(bodies) == everyone and len(fake.messages) == 5  # one SMS each, whatever the languages
+    assert all(m.num_segments <= 2 for m in fake.messages)
+    hebrew_reader = next(p.id for p in load_roster().people if p.languages[0] == "he" and p.id in bodies)
+    assert bodies[hebrew_reader].startswith("קלקסון ")
+    assert f"incident {incident.code}" in bodies[SIGNER] or f"לאירוע {incident.code}" in bodies[SIGNER]
+
+    # Asking again for the same drafts (a retried request) texts nobody twice.
+    again = request_approvals(incident.id, drafts, now=time.time())
+    assert again.sent == () and sorted(again.already) == everyone
+    assert len(fake.messages) == 5
+
+    # Rachel approves in both languages: her link lists both; James approves English only and goes
+    # straight to that approval page, for the current version.
+    path, query = link_path(bodies["rachel-goldberg"])
+    listing = env.client.http.get(f"{path}?{urlencode(query)}")
+    assert listing.status_code == 200 and listing.body.decode().count("/approve/") == 2
+    english_only = "james-okafor"
+    assert english_only in drafts[0].approvers and english_only not in drafts[1].approvers
+    path, query = link_path(bodies[english_only])
+    redirect = env.client.http.get(f"{path}?{urlencode(query)}")
+    assert redirect.status_code == 303
+    approval_page = env.client.http.get(urlsplit(redirect.headers["Location"]).path)
+    assert approval_page.status_code == 200 and drafts[0].hash in approval_page.body.decode()
+
+    # Once they approved, their link says there is nothing left; a forged or foreign link opens nothing.
+    statements.approve(incident.id, "en", version_hash=drafts[0].hash, person_id=english_only)
+    done = env.client.http.get(f"{path}?{urlencode(query)}")
+    assert done.status_code == 200 and "Nothing awaits" in done.body.decode()
+    forged = query["t"][:-1] + ("A" if query["t"][-1] != "A" else "B")
+    assert env.client.http.get(f"{path}?t={forged}").status_code == 403
+    other = "0000" if incident.code != "0000" else "0001"
+    assert env.client.http.get(f"/a/{other}?{urlencode(query)}").status_code == 403
+    assert env.client.http.get(f"{path}").status_code == 403
+    page_link = re.search(r"\?t=([\w-]+)", bodies[SIGNER])
+    assert page_link and env.client.http.get(f"/i/{incident.code}?t={page_link[1]}").status_code == 403  # kinds apart
+
+
+def test_without_sms_configured_drafting_still_works_and_texts_nobody(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KLAXON_PUBLIC_URL", BASE)
+    for name in ("KLAXON_TWILIO_ACCOUNT_SID", "KLAXON_TWILIO_AUTH_TOKEN", "KLAXON_TWILIO_FROM"):
+        monkeypatch.delenv(name, raising=False)
+    twilio_sms.default_sender.cache_clear()
+    incident = open_incident()
+    answer = env.client.http.post(
+        f"/incidents/{incident.id}/statements",
+        headers=HEADERS,
+        body=json.dumps({"facts": FACTS, "languages": ["en"]}),
+    )
+    assert answer.status_code == 201 and answer.json_body["approval_requests"] == {"texted": [], "already": []}
