@@ -91,8 +91,9 @@ def twilio_error(status: int, *, retry_after: int | None = None) -> Canned:
 class Rule:
     """One fault for the next `times` matching requests (see the module docstring)."""
 
-    target: str | None = None  # X-Amz-Target, exact or a prefix ending in "."
+    target: str | None = None  # the operation (see `operation`), exact or a prefix ending in "."
     path: str | None = None  # regex searched in "METHOD /path?query"
+    body: str | None = None  # regex searched in the request body (e.g. one phone number, one mention id)
     times: int = 1
     respond: Canned | None = None
     delay: float = 0.0
@@ -102,12 +103,14 @@ class Rule:
     name: str = ""
     fired: int = 0
 
-    def matches(self, target: str, request_line: str) -> bool:
+    def matches(self, target: str, request_line: str, body: bytes) -> bool:
         if self.target is not None:
             wanted = self.target
             if not (target == wanted or (wanted.endswith(".") and target.startswith(wanted))):
                 return False
-        return self.path is None or re.search(self.path, request_line) is not None
+        if self.path is not None and re.search(self.path, request_line) is None:
+            return False
+        return self.body is None or re.search(self.body.encode(), body) is not None
 
     @property
     def label(self) -> str:
@@ -168,10 +171,10 @@ class FaultProxy:
         with self._lock:
             return [s for s in self._seen if target is None or s.target == target]
 
-    def _take(self, target: str, request_line: str) -> Rule | None:
+    def _take(self, target: str, request_line: str, body: bytes) -> Rule | None:
         with self._lock:
             for rule in self._rules:
-                if rule.fired < rule.times and rule.matches(target, request_line):
+                if rule.fired < rule.times and rule.matches(target, request_line, body):
                     rule.fired += 1
                     self._injected[rule.label] += 1
                     self._seen.append(Seen(target, request_line, rule.label))
@@ -224,6 +227,19 @@ class FaultProxy:
             conn.close()
 
 
+_QUERY_ACTION = re.compile(rb"(?:^|&)Action=([A-Za-z]+)")
+
+
+def operation(amz_target: str | None, body: bytes) -> str:
+    """The AWS operation a request calls: its X-Amz-Target ("DynamoDB_20120810.PutItem",
+    "AmazonSQS.SendMessageBatch"), or for the query protocol (form body with `Action=`) the same
+    name an SQS JSON request would carry, so a rule works whichever protocol the client speaks."""
+    if amz_target:
+        return amz_target
+    match = _QUERY_ACTION.search(body[:2048])
+    return f"AmazonSQS.{match.group(1).decode()}" if match else ""
+
+
 class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the load bench sends from several processes at once
     daemon_threads = True
@@ -238,8 +254,8 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            target = self.headers.get("X-Amz-Target") or ""
-            rule = proxy._take(target, f"{self.command} {self.path}")
+            target = operation(self.headers.get("X-Amz-Target"), body)
+            rule = proxy._take(target, f"{self.command} {self.path}", body)
             if rule is not None and rule.drop and not rule.drop_after:
                 self._drop()
                 return

@@ -30,7 +30,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -245,8 +245,18 @@ def process_batch(
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     with processor(records=records, handler=handle):
         processor.process()
-    for message_id, reason in errors.items():
-        logger.warning("record rejected", extra={"message_id": message_id, "reason": reason})
+    # Every failed record, whatever failed it: SQS moves a record to the DLQ after its last receive
+    # without saying why, so this line (same message id as the DLQ message) is where the reason lives.
+    for failed, (kind, value, _) in zip(processor.fail_messages, processor.exceptions, strict=True):
+        record = cast(SQSRecord, failed)
+        logger.warning(
+            "record rejected",
+            extra={
+                "message_id": record.message_id,
+                "receive_count": record.attributes.approximate_receive_count,
+                "reason": f"{kind.__name__ if kind else 'Exception'}: {value}"[:500],
+            },
+        )
 
     counted: list[Mention] = []
     totals: dict[tuple[str, int], Any] = {}
