@@ -419,6 +419,13 @@ def assert_paged_at_most_once(pager: Pager, incident_id: str) -> None:
         assert sms <= pages_per_phone[phone], (phone, sms, pages_per_phone[phone])
 
 
+def step_due(incident_id: str) -> float:
+    """When the escalation's current step times out."""
+    escalation = paging.get_escalation(incident_id)
+    assert escalation is not None
+    return float(escalation.due)
+
+
 def ingest_spike(faulty: Faulty, prefix: str) -> tuple[list[Mention], float]:
     now = datetime.now(UTC)
     warm_detector(now)
@@ -450,7 +457,7 @@ def test_twilio_429_503_and_500_while_paging(pager: Pager) -> None:
     states = {p.person: (p.state, p.attempts) for p in paging.pages(incident.id)}
     assert states[first.id] == ("sent", 3) and states[second.id] == ("unknown", 1)
     assert pager.sms_to()[first.phone] == 1 and pager.sms_to()[second.phone] == 0
-    paging.sweep(now + 5 * 60 + 1)  # nobody acknowledged in 5 minutes: step 1
+    paging.sweep(step_due(incident.id) + 1)  # nobody acknowledged in time: step 1
     escalation = paging.get_escalation(incident.id)
     assert escalation is not None and (escalation.round, escalation.step) == (0, 1)
     for person in step_people(1, now):
@@ -482,7 +489,7 @@ def test_twilio_timeout_and_dropped_connection_are_never_resent(pager: Pager) ->
     for minutes in (1, 2, 3, 4):
         paging.sweep(now + minutes * 60)
     assert pager.sms_to()[first.phone] == 1 and pager.sms_to()[second.phone] == 0
-    paging.sweep(now + 5 * 60 + 1)
+    paging.sweep(step_due(incident.id) + 1)
     step1 = {p.person for p in paging.pages(incident.id, "r00s01")}
     assert step1 == {p.id for p in step_people(1, now)}
     assert_paged_at_most_once(pager, incident.id)
@@ -502,8 +509,16 @@ def _child_main() -> None:
     from chalicelib.alerts import service as alerts
     from klaxon.stack import lambda_client
 
-    if kill_at == "detector_fired":  # the detector state (with its alarm) is saved; no incident yet
-        alerts.raise_incidents = lambda *a, **k: os._exit(KILL_EXIT)  # type: ignore[assignment]
+    if kill_at == "detector_fired":  # the detector has saved its state, which records the alarm
+        real_feed = alerts.feed
+
+        def feed_then_die(*args: Any, **kwargs: Any) -> Any:
+            alarm = real_feed(*args, **kwargs)
+            if alarm is not None:
+                os._exit(KILL_EXIT)
+            return alarm
+
+        alerts.feed = feed_then_die  # type: ignore[assignment]
     elif kill_at == "incident_opened":  # the incident exists; its escalation was never started
         real_open = incidents.open_or_update
 
@@ -596,17 +611,21 @@ def test_killed_right_after_twilio_accepted_a_page_it_is_never_resent(pager: Pag
     assert counts_api(pager.faulty.env, BRAND, datetime.fromtimestamp(now, UTC), hours=3) == len(items)
 
 
-def test_killed_after_the_detector_fired_the_alarm_still_opens_an_incident(pager: Pager, tmp_path: Path) -> None:
-    """Killed after the detector saved its state (alarm fired, cooldown started) but before the
-    incident was opened. The redelivered batch is all duplicates, so nothing feeds the detector again."""
+def test_killed_after_the_detector_recorded_its_alarm_the_incident_is_not_lost(pager: Pager, tmp_path: Path) -> None:
+    """Killed right after the detector saved the state that records its alarm (and starts its
+    cooldown). The redelivered batch is all duplicates, so nothing feeds the detector again, and the
+    continuing spike is inside the cooldown: had the incident not been opened before that state was
+    saved, this crisis would never open one (the bug this scenario found). One incident, paged once."""
     items, batch, now = spike_batches(pager.faulty, "kdf")
     run_killed(pager.faulty, batch, "detector_fired", tmp_path)
-    assert incidents.open_incidents() == []
     _redeliver(pager.faulty, batch)
     more = spike("kdf-more", datetime.fromtimestamp(now, UTC) + timedelta(minutes=1))
     enqueue(more)
     pager.faulty.settle()
-    paging.sweep(now + 120)
-    the_incident()
+    incident = the_incident()
+    paging.sweep(now + 120)  # the dead invocation never started the escalation: the sweep does
+    paging.sweep(now + 180)
+    assert pager.sms_to() == Counter({p.phone: 1 for p in step_people(0, now)})
+    assert_paged_at_most_once(pager, incident.id)
     assert counts_api(pager.faulty.env, BRAND, datetime.fromtimestamp(now, UTC), hours=3) == len(items) + len(more)
 
