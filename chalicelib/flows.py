@@ -40,7 +40,7 @@ def ingest_batch(event: dict[str, Any], now: float | None = None) -> IngestSumma
     # Incidents open as each alarm is raised, before the detector saves the state recording it
     # (`alerts.feed`): a crash between the two must not lose the crisis.
     raised = alerts.feed_batch(
-        result.totals,
+        result.touched,  # duplicates too: see BatchResult.touched
         lambda brand: alerts.params_for(brand, playbooks),
         on_alarm=lambda alarm: opened.extend(alerts.raise_incidents([alarm], playbooks)),
     )

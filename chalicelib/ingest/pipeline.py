@@ -85,6 +85,9 @@ class BatchResult:
     duplicates: int
     failed: int
     totals: dict[tuple[str, int], Any]
+    touched: set[tuple[str, int]] = field(default_factory=set)
+    """(brand, minute) of every mention handled, duplicates included: a redelivered batch whose first
+    invocation died after counting must still feed the detector (its alarm may never have been acted on)."""
 
 
 def _new_token() -> str:
@@ -220,6 +223,7 @@ def process_batch(
     chunks: list[Chunk] = [Chunk(_new_token())]
     seen: set[str] = set()  # a mention twice in one batch is claimed once, by one chunk
     duplicates = 0
+    touched: set[tuple[str, int]] = set()
 
     def chunk_for(mention: Mention) -> Chunk:
         current = chunks[-1]
@@ -237,6 +241,7 @@ def process_batch(
         target = chunk_for(mention)
         if mention.key in seen or not claim(mention, target.token, cfg):
             duplicates += 1
+            touched.update(counter_keys(mention))
             return
         seen.add(mention.key)
         target.keys.update(counter_keys(mention))
@@ -271,6 +276,10 @@ def process_batch(
             totals.setdefault(key, type(cells)()).update(cells)
     response = processor.response()
     result = BatchResult(
-        counted=counted, duplicates=duplicates, failed=len(response["batchItemFailures"]), totals=totals
+        counted=counted,
+        duplicates=duplicates,
+        failed=len(response["batchItemFailures"]),
+        totals=totals,
+        touched=touched | set(totals),
     )
     return response, result

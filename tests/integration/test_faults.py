@@ -435,6 +435,29 @@ def ingest_spike(faulty: Faulty, prefix: str) -> tuple[list[Mention], float]:
     return items, now.timestamp()
 
 
+def test_incident_store_throttled_past_retries_while_opening_then_redelivery_opens_it(pager: Pager) -> None:
+    """The incidents table throttles the opening transaction past botocore's retries: the batch that
+    raised the alarm fails after its counts were committed. Its redelivery is all duplicates, and
+    must still get the incident opened (and paged) without counting anything twice."""
+    now = datetime.now(UTC)
+    warm_detector(now)
+    items = spike("thin", now)
+    enqueue(items[:80])
+    pager.faulty.settle()
+    opening = pager.faulty.proxy.add(
+        Rule(target=DDB + "TransactWriteItems", body=r"-incidents\"", times=4, respond=throttled())
+    )
+    enqueue(items[80:])
+    stats = pager.faulty.settle()
+    assert opening.fired == 4 and stats.errors == 1
+    incident = the_incident()
+    paging.sweep(now.timestamp() + 60)
+    assert pager.sms_to() == Counter({p.phone: 1 for p in step_people(0, now.timestamp())})
+    assert_paged_at_most_once(pager, incident.id)
+    assert counts_api(pager.faulty.env, BRAND, now, hours=3) == len(items)
+    assert_dlq_empty(pager.faulty.env)
+
+
 def test_twilio_429_503_and_500_while_paging(pager: Pager) -> None:
     """Step 0 pages two people. The first meets a 429 and then a 503 (refused, nothing sent: retried by
     the sweeps after Retry-After), the second a 500 (maybe sent: never resent). Each gets at most one
