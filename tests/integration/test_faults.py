@@ -86,7 +86,7 @@ class Faulty:
         stats = DeliveryStats()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            messages = receive(self.env.sqs, self.env.queue_url, max_messages=10, wait_seconds=1)
+            messages = receive(self.env.sqs, self.env.queue_url, max_messages=10)
             if messages:
                 try:
                     self.deliver(messages, stats, settle_via=settle_via)
@@ -95,6 +95,7 @@ class Faulty:
                 continue
             if queue_depth(self.env) == 0:
                 return stats
+            time.sleep(0.05)  # in flight: waiting for a visibility timeout to run out
         raise TimeoutError(f"queue not drained in {timeout:.0f}s: {stats}")
 
 
@@ -305,6 +306,7 @@ def test_poison_record_reaches_the_dlq_and_its_reason_is_logged(
     to the DLQ. The DLQ message carries no reason, so the log line with its message id must."""
     log_stream = io.StringIO()
     monkeypatch.setattr(observability.logger.registered_handler, "stream", log_stream)
+    faulty.env.sqs.set_queue_attributes(QueueUrl=faulty.env.queue_url, Attributes={"VisibilityTimeout": "1"})
     items = mentions(6, prefix="poison")
     enqueue(items)
     poison = items[4]
@@ -327,6 +329,9 @@ def test_poison_record_reaches_the_dlq_and_its_reason_is_logged(
 # --- Twilio 5xx, 429, timeouts and drops while paging ---------------------------------------------------
 
 
+SPIKE = 55  # negative mentions in one minute against a usual 2 a minute: the playbook's min_volume is 40
+
+
 def spike(prefix: str, now: datetime) -> list[Mention]:
     """Negative mentions of the brand this minute and a few the next: enough for the detector to fire."""
     minute = now.replace(second=0, microsecond=0)
@@ -336,10 +341,10 @@ def spike(prefix: str, now: datetime) -> list[Mention]:
             platform_id=f"{prefix}{i}",
             text=f"@AcmeTelecom outage, no signal again {i}",
             author=Author(handle=f"s{i}"),
-            created_at=minute + timedelta(seconds=(i * 59 // 80) if i < 80 else 61 + i - 80),
+            created_at=minute + timedelta(seconds=(i * 59 // SPIKE) if i < SPIKE else 61 + i - SPIKE),
             brands=(BRAND,),
         )
-        for i in range(90)
+        for i in range(SPIKE + 10)
     ]
 
 
@@ -442,12 +447,12 @@ def test_incident_store_throttled_past_retries_while_opening_then_redelivery_ope
     now = datetime.now(UTC)
     warm_detector(now)
     items = spike("thin", now)
-    enqueue(items[:80])
+    enqueue(items[:SPIKE])
     pager.faulty.settle()
     opening = pager.faulty.proxy.add(
         Rule(target=DDB + "TransactWriteItems", body=r"-incidents\"", times=4, respond=throttled())
     )
-    enqueue(items[80:])
+    enqueue(items[SPIKE:])
     stats = pager.faulty.settle()
     assert opening.fired == 4 and stats.errors == 1
     incident = the_incident()
@@ -580,9 +585,9 @@ def spike_batches(faulty: Faulty, prefix: str) -> tuple[list[Mention], list[dict
     now = datetime.now(UTC)
     warm_detector(now)
     items = spike(prefix, now)
-    enqueue(items[:80])
+    enqueue(items[:SPIKE])
     faulty.settle()
-    enqueue(items[80:])
+    enqueue(items[SPIKE:])
     batch: list[dict[str, Any]] = []
     deadline = time.monotonic() + 10
     while len(batch) < 10 and time.monotonic() < deadline:
