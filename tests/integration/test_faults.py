@@ -59,6 +59,7 @@ MESSAGES = r"POST /2010-04-01/Accounts/[^/]+/Messages\.json"
 BRAND = "acme-telecom"
 PLAYBOOK = "acme-network-outage"
 VISIBILITY = 2  # seconds: a failed batch comes back quickly, without helpers forcing it
+TWILIO_TIMEOUT = 2.5  # the twilio client's timeout here: short, yet far above a loaded machine's normal answer
 
 
 # --- fixtures and helpers ---------------------------------------------------------------------------
@@ -397,7 +398,7 @@ def pager(faulty: Faulty, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pager]:
         for key, value in fake.environment().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("KLAXON_TWILIO_BASE_URL", proxy.url)
-        monkeypatch.setenv("KLAXON_TWILIO_TIMEOUT_SECONDS", "1")
+        monkeypatch.setenv("KLAXON_TWILIO_TIMEOUT_SECONDS", str(TWILIO_TIMEOUT))
         monkeypatch.delenv("KLAXON_PUBLIC_URL", raising=False)  # no status callbacks: no routes served here
         monkeypatch.delenv("KLAXON_SMS_STATUS_URL", raising=False)
         twilio_sms.default_sender.cache_clear()
@@ -501,12 +502,12 @@ def test_twilio_429_503_and_500_while_paging(pager: Pager) -> None:
 
 
 def test_twilio_timeout_and_dropped_connection_are_never_resent(pager: Pager) -> None:
-    """The first page's request hangs past the client's 1 s timeout, and reaches Twilio anyway (the SMS
+    """The first page's request hangs past the client's timeout, and reaches Twilio anyway (the SMS
     goes out); the second page's connection drops. The client cannot tell either from a sent SMS, so
     both are `unknown` and never resent; escalation on timeout still reaches step 1."""
     now = time.time()
     first, second = step_people(0, now)[:2]
-    hang = pager.proxy.add(Rule(path=MESSAGES, body=to_number(first.phone), times=1, delay=2.0))
+    hang = pager.proxy.add(Rule(path=MESSAGES, body=to_number(first.phone), times=1, delay=TWILIO_TIMEOUT + 1.5))
     drop = pager.proxy.add(Rule(path=MESSAGES, body=to_number(second.phone), times=1, drop=True))
     items, now = ingest_spike(pager.faulty, "tto")
     incident = the_incident()

@@ -24,5 +24,5 @@ def test_load_bench_smoke_counts_every_accepted_mention_once() -> None:
     )
     out = done.stdout
     assert done.returncode == 0, out + done.stderr[-3000:]
-    assert "lost 0, doubled 0" in out and "0 still queued" in out
+    assert "lost 0, doubled 0" in out and "0 still queued, 0 in the DLQ" in out
     assert "mentions/s" in out and "x the ceiling" in out and "drained" in out
