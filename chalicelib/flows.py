@@ -37,8 +37,14 @@ def ingest_batch(event: dict[str, Any], now: float | None = None) -> IngestSumma
 
     playbooks = default_playbooks()
     response, result = process_batch(event, crisis_terms=lambda brand: crisis_terms_for(brand, playbooks))
-    raised = alerts.feed_batch(result.totals, lambda brand: alerts.params_for(brand, playbooks))
-    opened = alerts.raise_incidents(raised, playbooks)
+    opened: list[Any] = []
+    # Incidents open as each alarm is raised, before the detector saves the state recording it
+    # (`alerts.feed`): a crash between the two must not lose the crisis.
+    raised = alerts.feed_batch(
+        result.touched,  # duplicates too: see BatchResult.touched
+        lambda brand: alerts.params_for(brand, playbooks),
+        on_alarm=lambda alarm: opened.extend(alerts.raise_incidents([alarm], playbooks)),
+    )
     created = [o.incident for o in opened if o.created]
     if created:
         from chalicelib.paging import service as paging

@@ -90,12 +90,24 @@ def warm_start(
 
 
 def feed(
-    brand: str, minute: int, params: DetectorParams, cfg: Settings | None = None, *, newest: int | None = None
+    brand: str,
+    minute: int,
+    params: DetectorParams,
+    cfg: Settings | None = None,
+    *,
+    newest: int | None = None,
+    on_alarm: Callable[[BrandAlarm], None] | None = None,
 ) -> Alarm | None:
     """Observe the brand-minute's current counts; returns the alarm if this observation raised one.
 
     With `newest` (the newest minute with data), a `minute` older than the detector's open minute
     is replaced by the open minute, whose count may have grown since it was last observed.
+
+    `on_alarm` (open the incident) runs BEFORE the state that records the alarm is saved. Saved
+    first, a crash in between would lose the crisis: the redelivered batch is all duplicates and
+    feeds nothing, and the saved state is in cooldown, so no later batch alarms again. This way a
+    crash re-fires the alarm instead, which merges into the incident already open (invariant 3); a
+    lost optimistic-lock race can call it twice for one spike, which merges the same way.
     """
     newest = minute if newest is None else newest
     cfg = bind(cfg or settings())
@@ -113,6 +125,8 @@ def feed(
             state, params, bucket_start=minute, bucket_seconds=BUCKET_SECONDS, negative=negative, total=total
         )
         item.state = new_state.to_bytes()
+        if alarm is not None and on_alarm is not None:
+            on_alarm(BrandAlarm(brand, alarm))
         try:
             item.save()  # conditional on the version read (or on absence): optimistic locking
             return alarm
@@ -127,6 +141,7 @@ def feed_batch(
     params_for: Callable[[str], DetectorParams],
     cfg: Settings | None = None,
     now: float | None = None,
+    on_alarm: Callable[[BrandAlarm], None] | None = None,
 ) -> list[BrandAlarm]:
     """Feed each brand's detector the minute before the newest minute this batch touched.
 
@@ -147,7 +162,7 @@ def feed_batch(
         judged = minute - BUCKET_SECONDS
         if judged < clock - STALE_SECONDS:
             continue
-        alarm = feed(brand, judged, params_for(brand), cfg, newest=minute)
+        alarm = feed(brand, judged, params_for(brand), cfg, newest=minute, on_alarm=on_alarm)
         if alarm is not None:
             alarms.append(BrandAlarm(brand, alarm))
     return alarms

@@ -30,7 +30,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -88,6 +88,9 @@ class BatchResult:
     already_counted: list[Mention] = field(default_factory=list)
     """Duplicates (classified): triage re-checks them, since a crash after the counting commit would
     otherwise leave a counted mention untriaged (triage writes are idempotent)."""
+    touched: set[tuple[str, int]] = field(default_factory=set)
+    """(brand, minute) of every mention handled, duplicates included: a redelivered batch whose first
+    invocation died after counting must still feed the detector (its alarm may never have been acted on)."""
 
 
 def _new_token() -> str:
@@ -224,6 +227,7 @@ def process_batch(
     seen: set[str] = set()  # a mention twice in one batch is claimed once, by one chunk
     duplicates = 0
     already: list[Mention] = []
+    touched: set[tuple[str, int]] = set()
 
     def chunk_for(mention: Mention) -> Chunk:
         current = chunks[-1]
@@ -242,6 +246,7 @@ def process_batch(
         if mention.key in seen or not claim(mention, target.token, cfg):
             duplicates += 1
             already.append(mention)
+            touched.update(counter_keys(mention))
             return
         seen.add(mention.key)
         target.keys.update(counter_keys(mention))
@@ -250,8 +255,18 @@ def process_batch(
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     with processor(records=records, handler=handle):
         processor.process()
-    for message_id, reason in errors.items():
-        logger.warning("record rejected", extra={"message_id": message_id, "reason": reason})
+    # Every failed record, whatever failed it: SQS moves a record to the DLQ after its last receive
+    # without saying why, so this line (same message id as the DLQ message) is where the reason lives.
+    for failed, (kind, value, _) in zip(processor.fail_messages, processor.exceptions, strict=True):
+        record = cast(SQSRecord, failed)
+        logger.warning(
+            "record rejected",
+            extra={
+                "message_id": record.message_id,
+                "receive_count": record.attributes.approximate_receive_count,
+                "reason": f"{kind.__name__ if kind else 'Exception'}: {value}"[:500],
+            },
+        )
 
     counted: list[Mention] = []
     totals: dict[tuple[str, int], Any] = {}
@@ -271,5 +286,6 @@ def process_batch(
         failed=len(response["batchItemFailures"]),
         totals=totals,
         already_counted=already,
+        touched=touched | set(totals),
     )
     return response, result
