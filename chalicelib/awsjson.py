@@ -178,12 +178,13 @@ def _drop(url: str) -> None:
         conn.close()
 
 
-def _send(url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+def _send(url: str, headers: dict[str, str], body: bytes, read_timeout: float) -> tuple[int, bytes]:
     conn = _connection(url)
     try:
         if conn.sock is None:
+            conn.timeout = min(CONNECT_TIMEOUT, read_timeout)
             conn.connect()
-            conn.sock.settimeout(READ_TIMEOUT)  # type: ignore[union-attr]
+        conn.sock.settimeout(read_timeout)  # type: ignore[union-attr]
         conn.request("POST", urlsplit(url).path or "/", body=body, headers=headers)
         response = conn.getresponse()
         data = response.read()
@@ -207,10 +208,14 @@ def _error(status: int, data: bytes) -> AwsError:
     return AwsError(code, message, status)
 
 
-def call(service: str, operation: str, payload: dict[str, Any], *, region: str) -> dict[str, Any]:
+def call(
+    service: str, operation: str, payload: dict[str, Any], *, region: str, deadline: float | None = None
+) -> dict[str, Any]:
     """One JSON-protocol operation, e.g. `call("sqs", "SendMessageBatch", {...}, region="eu-west-1")`.
 
-    Raises `AwsError` with the service's error code after the retry budget; client errors such as
+    Raises `AwsError` with the service's error code after the retry budget, or once `deadline`
+    (a `time.monotonic()` instant) has passed: a webhook must answer 503 in time for the sender to
+    retry, not after every timeout has run out. Client errors such as
     ConditionalCheckFailedException are raised at once.
     """
     target_prefix, content_type = SERVICES[service]
@@ -218,7 +223,11 @@ def call(service: str, operation: str, payload: dict[str, Any], *, region: str) 
     body = json.dumps(payload, separators=(",", ":")).encode()
     base = {"Content-Type": content_type, "X-Amz-Target": f"{target_prefix}.{operation}"}
     creds = credentials()
+    failure = AwsError("Timeout", f"{service}.{operation}: no time left")
     for attempt in range(1, MAX_ATTEMPTS + 1):
+        left = READ_TIMEOUT if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            raise failure
         headers = dict(base)
         headers.update(
             sign(
@@ -233,7 +242,7 @@ def call(service: str, operation: str, payload: dict[str, Any], *, region: str) 
             )
         )
         try:
-            status, data = _send(url, headers, body)
+            status, data = _send(url, headers, body, min(READ_TIMEOUT, left))
         except AwsError as exc:
             failure = exc
         else:

@@ -8,6 +8,7 @@ importing botocore and building a client would more than double the webhook func
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -17,6 +18,7 @@ from chalicelib.config import Settings, settings
 from chalicelib.ingest.models import Mention
 
 _SQS_BATCH = 10
+ENQUEUE_BUDGET_SECONDS = 4.0  # then 503: platforms retry, and a webhook that hangs is retried anyway
 
 
 class QueueUnavailable(RuntimeError):
@@ -58,6 +60,7 @@ def enqueue(mentions: Sequence[Mention], cfg: Settings | None = None) -> int:
     if not mentions:
         return 0
     cfg = cfg or settings()
+    deadline = time.monotonic() + ENQUEUE_BUDGET_SECONDS
     try:
         url = queue_url(cfg)
         for start in range(0, len(mentions), _SQS_BATCH):
@@ -65,7 +68,11 @@ def enqueue(mentions: Sequence[Mention], cfg: Settings | None = None) -> int:
             entries = [{"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(chunk)]
             for _attempt in range(2):
                 answer = awsjson.call(
-                    "sqs", "SendMessageBatch", {"QueueUrl": url, "Entries": entries}, region=cfg.region
+                    "sqs",
+                    "SendMessageBatch",
+                    {"QueueUrl": url, "Entries": entries},
+                    region=cfg.region,
+                    deadline=deadline,
                 )
                 failed = answer.get("Failed") or []
                 if not failed:

@@ -149,3 +149,34 @@ def test_an_unreachable_endpoint_is_a_connection_error(monkeypatch: pytest.Monke
     with pytest.raises(awsjson.AwsError) as caught:
         awsjson.call("sqs", "GetQueueUrl", {"QueueName": "q"}, region="us-east-1")
     assert caught.value.code == "ConnectionError"
+
+
+def test_a_deadline_stops_the_retries_in_time(scripted: Any) -> None:
+    import time
+
+    scripted.script = [(503, {"__type": "ServiceUnavailable"})] * 5
+    with pytest.raises(awsjson.AwsError):
+        awsjson.call("sqs", "SendMessageBatch", {}, region="us-east-1", deadline=time.monotonic() - 1)
+    assert scripted.seen == []  # no time left: not even one attempt
+    with pytest.raises(awsjson.AwsError) as caught:
+        awsjson.call("sqs", "SendMessageBatch", {}, region="us-east-1", deadline=time.monotonic() + 30)
+    assert caught.value.code == "ServiceUnavailable" and len(scripted.seen) == awsjson.MAX_ATTEMPTS
+
+
+def test_a_slow_answer_is_cut_off_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts connections, never answers
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
+        start = time.monotonic()
+        with pytest.raises(awsjson.AwsError):
+            awsjson.call("sqs", "GetQueueUrl", {"QueueName": "q"}, region="us-east-1", deadline=start + 0.6)
+        assert time.monotonic() - start < 2.0  # not 3 x the 5 s read timeout
+    finally:
+        listener.close()
