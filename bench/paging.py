@@ -308,7 +308,7 @@ def _run(args: argparse.Namespace, fake: Any, port: int) -> int:
         b = [getattr(s, attr) for s in baseline]
         print(f"  {label}:")
         print(f"    bare messages.create            p50 {ms(b, 50):7.1f} ms   p99 {ms(b, 99):7.1f} ms")
-        for name, series in (("Klaxon alarm -> page", klaxon), ("  roster cached (proposed)", cached)):
+        for name, series in (("roster read per batch", klaxon), ("roster cached (what runs)", cached)):
             k = [getattr(s, attr) for s in series]
             added = ms(k, 99) - ms(b, 99)
             verdict = "met" if added < TARGET_ADDED_P99_MS else "MISSED"
@@ -319,7 +319,7 @@ def _run(args: argparse.Namespace, fake: Any, port: int) -> int:
                 f"(target under {TARGET_ADDED_P99_MS:.0f} ms p99: {verdict})"
             )
     print("  Klaxon's own time (to request received, minus its DynamoDB calls before the send):")
-    for name, series in (("Klaxon alarm -> page", klaxon), ("  roster cached (proposed)", cached)):
+    for name, series in (("roster read per batch", klaxon), ("roster cached (what runs)", cached)):
         own = [s.to_request - s.dynamodb for s in series]
         print(f"    {name:31s} p50 {ms(own, 50):7.1f} ms   p99 {ms(own, 99):7.1f} ms")
     per = {op: count / n for op, count in sorted(ddb_ops.items())}
@@ -330,7 +330,7 @@ def _run(args: argparse.Namespace, fake: Any, port: int) -> int:
         f"mean {1000 * mean(ddb_seconds):.1f} ms"
     )
     print(
-        f"  load_roster() in the ingest path today: p50 {ms(roster_seconds, 50):.1f} ms "
+        f"  load_roster() per batch (before deployed_roster): p50 {ms(roster_seconds, 50):.1f} ms "
         f"p99 {ms(roster_seconds, 99):.1f} ms (paging.deployed_roster() validates once per container)"
     )
     print(f"  SMS per incident (step 1; the first is timed): {dict(sorted(pages_per_incident.items()))}")
