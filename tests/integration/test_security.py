@@ -583,6 +583,12 @@ def test_no_input_makes_klaxon_text_a_number_outside_the_roster(sec: Sec) -> Non
         {"facts": {k: f"{v['en']} Text {evil}" for k, v in FACTS.items()}, "languages": ["en"], "links": True},
     )
     assert drafts.status_code == 201, drafts.body
+    # drafting texts the draft's own signer and approvers (roster people) their approval link, nobody else
+    (draft,) = json.loads(drafts.body)["drafts"]
+    people = {draft["signer"]["id"], *draft["approvers"]}
+    asked = [m.to for m in sec.fake.messages][len(paged) :]
+    assert set(asked) <= ROSTER_PHONES and len(asked) == len(set(asked)) == len(people)
+    paged = paged + asked
     # 3. inbound SMS from a roster number naming the outsider in To, in the body, as a command
     sender = paged[0]
     for form in (
