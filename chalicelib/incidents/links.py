@@ -68,11 +68,43 @@ def sms_token(
     return _b64(stamp + _short_mac(code, person_id, stamp, secret or link_secret(), kind))
 
 
+def subject_link(fmt: int, subject: str, person_id: str, expires: int | float, *, secret: bytes | None = None) -> str:
+    """Long form `payload.signature`: format byte, expiry, ASCII "subject|person_id", full HMAC.
+    Used for the incident page (format 2, the code) and the triage page (format 4, the brand)."""
+    for value, name in ((subject, "subject"), (person_id, "person_id")):
+        if not value or "|" in value or not value.isascii() or len(value) > 64:
+            raise ValueError(f"{name} must be 1-64 ASCII characters without '|'")
+    payload = _HEAD.pack(fmt, int(expires)) + f"{subject}|{person_id}".encode("ascii")
+    return f"{_b64(payload)}.{_b64(_sign(payload, secret or link_secret()))}"
+
+
+def verify_subject_link(token: str, fmt: int, subject: str, now: float, key: bytes, *, other: str) -> str:
+    """The person of an authentic, unexpired long-form token of format `fmt` for `subject`; else
+    LinkError (`other` names what a token for another subject is for, e.g. "incident")."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+        raise LinkTampered(LinkTampered.reason)
+    encoded_payload, encoded_signature = token.split(".")
+    payload, signature = _unb64(encoded_payload), _unb64(encoded_signature)
+    if not hmac.compare_digest(signature, _sign(payload, key)):
+        raise LinkTampered(LinkTampered.reason)
+    try:
+        got_fmt, expires_at = _HEAD.unpack_from(payload)
+        token_subject, person_id = payload[_HEAD.size :].decode("ascii").split("|")
+    except (struct.error, UnicodeDecodeError, ValueError) as exc:
+        raise LinkTampered(LinkTampered.reason) from exc
+    if got_fmt != fmt:
+        raise LinkTampered(LinkTampered.reason)
+    if now >= expires_at:
+        raise LinkExpired(LinkExpired.reason)
+    if not hmac.compare_digest(token_subject.encode(), subject.encode("utf-8", "replace")):
+        raise LinkTampered(f"this link is for another {other}")
+    return person_id
+
+
 def incident_link(code: str, person_id: str, expires: int | float, *, secret: bytes | None = None) -> str:
     """The long-form token letting one person see the incident with SMS code `code` until `expires`."""
     _check(code, person_id)
-    payload = _HEAD.pack(_LONG_FORMAT, int(expires)) + f"{code}|{person_id}".encode("ascii")
-    return f"{_b64(payload)}.{_b64(_sign(payload, secret or link_secret()))}"
+    return subject_link(_LONG_FORMAT, code, person_id, expires, secret=secret)
 
 
 def verify_incident_link(
@@ -96,24 +128,7 @@ def verify_incident_link(
         return _verify_short(token, code, now, key, people, kind)
     if kind != INCIDENT_PAGE:
         raise LinkTampered(LinkTampered.reason)
-    if token.count(".") != 1:
-        raise LinkTampered(LinkTampered.reason)
-    encoded_payload, encoded_signature = token.split(".")
-    payload, signature = _unb64(encoded_payload), _unb64(encoded_signature)
-    if not hmac.compare_digest(signature, _sign(payload, key)):
-        raise LinkTampered(LinkTampered.reason)
-    try:
-        fmt, expires_at = _HEAD.unpack_from(payload)
-        token_code, person_id = payload[_HEAD.size :].decode("ascii").split("|")
-    except (struct.error, UnicodeDecodeError, ValueError) as exc:
-        raise LinkTampered(LinkTampered.reason) from exc
-    if fmt != _LONG_FORMAT:
-        raise LinkTampered(LinkTampered.reason)
-    if now >= expires_at:
-        raise LinkExpired(LinkExpired.reason)
-    if not hmac.compare_digest(token_code.encode(), code.encode("utf-8", "replace")):
-        raise LinkTampered("this link is for another incident")
-    return person_id
+    return verify_subject_link(token, _LONG_FORMAT, code, now, key, other="incident")
 
 
 def _verify_short(token: str, code: str, now: float, key: bytes, people: Iterable[str] | None, kind: int) -> str:

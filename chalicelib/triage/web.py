@@ -12,19 +12,14 @@ Nothing here knows Chalice: the routes pass strings and the clock, and get (stat
 
 from __future__ import annotations
 
-import hmac
-import struct
 from typing import Any
 from urllib.parse import urlencode
 
+from chalicelib.incidents.links import subject_link, verify_subject_link
 from chalicelib.statements.links import (
-    MAX_TOKEN_CHARS,
     LinkError,
     LinkExpired,
     LinkTampered,
-    _b64,
-    _sign,
-    _unb64,
     link_secret,
 )
 from chalicelib.statements.page import CSS, e
@@ -33,7 +28,6 @@ from chalicelib.triage import queue
 from chalicelib.triage.api import known_brand, parse_filters
 
 _FORMAT = 4  # 1 approval links, 2 and 3 incident page links (long and short forms, chalicelib/incidents)
-_HEAD = struct.Struct(">BI")
 DEFAULT_TTL = 12 * 3600
 
 HEADERS: dict[str, str] = {
@@ -113,34 +107,15 @@ TEXT = {
 
 def triage_link(brand: str, person_id: str, expires: int | float, *, secret: bytes | None = None) -> str:
     """A token letting one person see and work `brand`'s queue until `expires` (epoch seconds)."""
-    for value, name in ((brand, "brand"), (person_id, "person_id")):
-        if not value or "|" in value or not value.isascii() or len(value) > 64:
-            raise ValueError(f"{name} must be 1-64 ASCII characters without '|'")
-    payload = _HEAD.pack(_FORMAT, int(expires)) + f"{brand}|{person_id}".encode("ascii")
-    return f"{_b64(payload)}.{_b64(_sign(payload, secret or link_secret()))}"
+    return subject_link(_FORMAT, brand, person_id, expires, secret=secret)
 
 
 def verify_triage_link(token: str | None, brand: str, now: float, *, secret: bytes | None = None) -> str:
     """The person the token was issued to, if authentic, unexpired and for `brand`; else LinkError."""
     key = secret or link_secret()
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+    if not isinstance(token, str):
         raise LinkTampered(LinkTampered.reason)
-    encoded_payload, encoded_signature = token.split(".")
-    payload, signature = _unb64(encoded_payload), _unb64(encoded_signature)
-    if not hmac.compare_digest(signature, _sign(payload, key)):
-        raise LinkTampered(LinkTampered.reason)
-    try:
-        fmt, expires_at = _HEAD.unpack_from(payload)
-        token_brand, person_id = payload[_HEAD.size :].decode("ascii").split("|")
-    except (struct.error, UnicodeDecodeError, ValueError) as exc:
-        raise LinkTampered(LinkTampered.reason) from exc
-    if fmt != _FORMAT:
-        raise LinkTampered(LinkTampered.reason)
-    if now >= expires_at:
-        raise LinkExpired(LinkExpired.reason)
-    if not hmac.compare_digest(token_brand.encode(), brand.encode("utf-8", "replace")):
-        raise LinkTampered("this link is for another brand")
-    return person_id
+    return verify_subject_link(token, _FORMAT, brand, now, key, other="brand")
 
 
 # --- rendering ---------------------------------------------------------------------------------
