@@ -33,6 +33,27 @@ class Killed(BaseException):
     """The Lambda runtime vanishing mid-invocation: not an Exception, so nothing catches it."""
 
 
+def ingest_killed_after_write(env: Any, messages: list[dict[str, Any]], k: int) -> int:
+    """Invoke the ingest handler on `messages` and kill it right after its k-th DynamoDB write
+    (nothing is deleted from the queue: SQS will redeliver); how many writes it made."""
+    done = 0
+
+    def kill_after_k(model: Any, **_: Any) -> None:
+        nonlocal done
+        if model.name in WRITE_OPS:
+            done += 1
+            if done == k:
+                raise Killed(f"killed after write {k} ({model.name})")
+
+    on_dynamodb("after-call.dynamodb", kill_after_k)
+    try:
+        with pytest.raises(Killed):
+            env.invoke_ingest(to_event(messages, queue_arn(env.sqs, env.queue_url)))
+    finally:
+        on_dynamodb("after-call.dynamodb", kill_after_k, remove=True)
+    return done
+
+
 def mentions(n: int, *, brands: tuple[str, ...] = ("acme-telecom",), prefix: str = "m") -> list[Mention]:
     return [
         Mention(
@@ -177,22 +198,7 @@ def test_killed_after_each_write_then_redelivered_counts_exact(env: Any) -> None
         enqueue(items)
         batch = receive(env.sqs, env.queue_url, max_messages=10)
         assert len(batch) == len(items)
-        done = 0
-
-        def kill_after_k(model: Any, k: int = k, **_: Any) -> None:
-            nonlocal done
-            if model.name in WRITE_OPS:
-                done += 1
-                if done == k:
-                    raise Killed(f"killed after write {k} ({model.name})")
-
-        on_dynamodb("after-call.dynamodb", kill_after_k)
-        try:
-            with pytest.raises(Killed):
-                env.invoke_ingest(to_event(batch, queue_arn(env.sqs, env.queue_url)))
-        finally:
-            on_dynamodb("after-call.dynamodb", kill_after_k, remove=True)
-        assert done == k
+        assert ingest_killed_after_write(env, batch, k) == k
         # Nothing was deleted from the queue; SQS redelivers, here in smaller batches.
         make_visible(env, batch)
         env.drain(batch_size=3)

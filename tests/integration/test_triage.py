@@ -21,16 +21,12 @@ from chalicelib.ingest.queue import enqueue
 from chalicelib.outbound import service as outbound
 from chalicelib.store.models import TriageEntryItem, on_dynamodb
 from chalicelib.triage import digest, queue
-from klaxon.lambda_sqs import queue_arn, receive, to_event
+from klaxon.lambda_sqs import receive
+from tests.integration.test_exactly_once import WRITE_OPS, ingest_killed_after_write
 
 pytestmark = pytest.mark.integration
 
 BRAND = "acme-telecom"
-WRITE_OPS = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
-
-
-class Killed(BaseException):
-    """The Lambda runtime vanishing mid-invocation: nothing catches it."""
 
 
 def headers() -> dict[str, str]:
@@ -181,21 +177,7 @@ def test_killed_after_each_write_then_redelivered_groups_exactly(env: Any) -> No
         enqueue(items)
         messages = receive(env.sqs, env.queue_url, max_messages=10)
         assert len(messages) == len(items)
-        done = 0
-
-        def kill_after_k(model: Any, k: int = k, **_: Any) -> None:
-            nonlocal done
-            if model.name in WRITE_OPS:
-                done += 1
-                if done == k:
-                    raise Killed(f"killed after write {k} ({model.name})")
-
-        on_dynamodb("after-call.dynamodb", kill_after_k)
-        try:
-            with pytest.raises(Killed):
-                env.invoke_ingest(to_event(messages, queue_arn(env.sqs, env.queue_url)))
-        finally:
-            on_dynamodb("after-call.dynamodb", kill_after_k, remove=True)
+        assert ingest_killed_after_write(env, messages, k) == k
         for message in messages:
             env.sqs.change_message_visibility(
                 QueueUrl=env.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
