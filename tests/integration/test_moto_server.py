@@ -1,0 +1,99 @@
+"""The local moto server keeps DynamoDB's all-or-nothing transactions with item-level rollback
+(klaxon.moto_server.cheap_transaction_rollback), and a transaction's cost does not grow with the table."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+
+@pytest.fixture
+def table(moto_server: int) -> Iterator[tuple[Any, str]]:
+    client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{moto_server}", region_name="us-east-1")
+    name = f"tx{uuid.uuid4().hex[:10]}"
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    yield client, name
+    client.delete_table(TableName=name)
+
+
+def _get(client: Any, name: str, sk: str) -> dict[str, Any] | None:
+    return client.get_item(TableName=name, Key={"pk": {"S": "p"}, "sk": {"S": sk}}, ConsistentRead=True).get("Item")
+
+
+def test_failed_transaction_changes_nothing(table: tuple[Any, str]) -> None:
+    client, name = table
+    client.put_item(TableName=name, Item={"pk": {"S": "p"}, "sk": {"S": "old"}, "n": {"N": "1"}})
+    items = [
+        {"Put": {"TableName": name, "Item": {"pk": {"S": "p"}, "sk": {"S": "new"}}}},
+        {
+            "Update": {
+                "TableName": name,
+                "Key": {"pk": {"S": "p"}, "sk": {"S": "old"}},
+                "UpdateExpression": "ADD n :one SET extra = :x",
+                "ExpressionAttributeValues": {":one": {"N": "1"}, ":x": {"S": "x"}},
+            }
+        },
+        {"Delete": {"TableName": name, "Key": {"pk": {"S": "p"}, "sk": {"S": "old2"}}}},
+        {
+            "Put": {
+                "TableName": name,
+                "Item": {"pk": {"S": "p"}, "sk": {"S": "guarded"}},
+                "ConditionExpression": "attribute_exists(pk)",  # fails: the item does not exist
+            }
+        },
+    ]
+    with pytest.raises(ClientError) as caught:
+        client.transact_write_items(TransactItems=items)
+    assert caught.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert _get(client, name, "new") is None
+    assert _get(client, name, "old") == {"pk": {"S": "p"}, "sk": {"S": "old"}, "n": {"N": "1"}}
+    assert _get(client, name, "guarded") is None
+
+    items[-1]["Put"].pop("ConditionExpression")
+    client.transact_write_items(TransactItems=items)
+    assert _get(client, name, "new") is not None
+    assert _get(client, name, "old") == {"pk": {"S": "p"}, "sk": {"S": "old"}, "n": {"N": "2"}, "extra": {"S": "x"}}
+
+
+def test_transaction_cost_does_not_grow_with_the_table(table: tuple[Any, str]) -> None:
+    """moto alone deep-copies the table per transaction item: 3,000 items made each 4-item transaction
+    about 40x slower than on an empty table. Compared with itself, in one run (no absolute time)."""
+    client, name = table
+
+    def timed_transactions(tag: str) -> float:
+        started = time.perf_counter()
+        for i in range(20):
+            client.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": name, "Item": {"pk": {"S": "p"}, "sk": {"S": f"{tag}{i}-{j}"}}}}
+                    for j in range(4)
+                ]
+            )
+        return time.perf_counter() - started
+
+    small = min(timed_transactions(f"a{r}") for r in range(2))
+    for start in range(0, 3000, 25):
+        client.batch_write_item(
+            RequestItems={
+                name: [
+                    {"PutRequest": {"Item": {"pk": {"S": "bulk"}, "sk": {"S": f"{n:05d}"}, "pad": {"S": "x" * 200}}}}
+                    for n in range(start, start + 25)
+                ]
+            }
+        )
+    large = min(timed_transactions(f"b{r}") for r in range(2))
+    assert large < small * 4, (small, large)
