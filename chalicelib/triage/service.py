@@ -45,7 +45,7 @@ class BatchTriage:
 def triage_batch(
     mentions: Iterable[Mention], playbooks: Sequence[Any], *, now: float | None = None, file: TriageFile | None = None
 ) -> BatchTriage:
-    """Triage each (mention, brand); queue those that need a reply (exactly once: see queue.enqueue)."""
+    """Triage each (mention, brand); queue those that need a reply (exactly once: see queue.enqueue_many)."""
     clock = time.time() if now is None else now
     file = file or triage_config.deployed()
     out = BatchTriage()
@@ -56,13 +56,10 @@ def triage_batch(
             if triage(mention, rules_for(brand, playbooks, file)).needs_reply:
                 waiting.setdefault(brand, []).append(mention)
     for brand, needing in waiting.items():
-        rules = rules_for(brand, playbooks, file)
         targets = effective(file, brand).targets
-        cache = queue.prefetch(brand, needing)
-        for mention in needing:
-            done = queue.enqueue(
-                mention, rules, target_minutes=targets.minutes_for(mention.platform), now=clock, cache=cache
-            )
+        for done in queue.enqueue_many(
+            needing, rules_for(brand, playbooks, file), target_minutes=targets.minutes_for, now=clock
+        ):
             if done.outcome == "duplicate":
                 out.duplicates += 1
             else:

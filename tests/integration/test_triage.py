@@ -141,7 +141,7 @@ def test_burst_yields_the_documented_order_and_groups(env: Any) -> None:
 
 
 def test_killed_after_each_write_then_redelivered_groups_exactly(env: Any) -> None:
-    """Kill the handler after its k-th DynamoDB write (claims, counting commit, triage transactions), for
+    """Kill the handler after its k-th DynamoDB write (claims, counting commit, triage transaction), for
     every k; the redelivery must leave each group with exactly its posts."""
     now = time.time()
 
@@ -168,7 +168,8 @@ def test_killed_after_each_write_then_redelivered_groups_exactly(env: Any) -> No
     finally:
         on_dynamodb("after-call.dynamodb", count_writes, remove=True)
     writes = len(calls)
-    assert calls.count("TransactWriteItems") >= 1 + 3  # the counting commit and one per triaged post
+    # the counting commit, and one triage transaction for the batch's three posts (queue.enqueue_many)
+    assert calls.count("TransactWriteItems") == 2
     def tag(k: int) -> str:  # letters: the copy fingerprint ignores digits
         return "k" + "".join(chr(97 + int(d)) for d in str(k))
 
@@ -192,9 +193,14 @@ def test_killed_after_each_write_then_redelivered_groups_exactly(env: Any) -> No
     assert counts == expected
 
 
-def test_concurrent_writers_of_the_same_posts_count_each_once(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Four Lambdas triage the same five posts (one author, plus a copy of one text) at once, with a pause
-    between each one's reads and its transaction so their reads go stale: each post lands once."""
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batched"])
+def test_concurrent_writers_of_the_same_posts_count_each_once(
+    env: Any, monkeypatch: pytest.MonkeyPatch, batched: bool
+) -> None:
+    """Four Lambdas triage the same six posts (one author's four, plus two copies of one text) at once,
+    with a pause between each one's reads and its transaction so their reads go stale: each post lands
+    once. Batched: each Lambda writes its posts in random groups of 1-4 (queue.enqueue_many), so a
+    group's transaction fails whole when another Lambda got there first and falls back to one by one."""
     from pynamodb.transactions import TransactWrite
 
     from chalicelib.playbooks.loader import default_playbooks
@@ -219,12 +225,18 @@ def test_concurrent_writers_of_the_same_posts_count_each_once(env: Any, monkeypa
 
     def lambda_(seed: int) -> None:
         order = posts[:]
-        random.Random(seed).shuffle(order)
+        rng = random.Random(seed)
+        rng.shuffle(order)
         try:
-            for post in order:
-                done = queue.enqueue(post, rules, target_minutes=30, now=now)
+            while order:
+                size = rng.randint(1, 4)
+                group, order = order[:size], order[size:]
+                if batched:
+                    done = queue.enqueue_many(group, rules, target_minutes=lambda _: 30, now=now)
+                else:
+                    done = [queue.enqueue(post, rules, target_minutes=30, now=now) for post in group]
                 with lock:
-                    outcomes.append(done.outcome)
+                    outcomes.extend(d.outcome for d in done)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -511,3 +523,64 @@ def test_expired_items_are_absent_though_moto_keeps_them(env: Any) -> None:
     enqueue([mention("ttl1", "@AcmeTelecom why is the bill so high?", minutes_ago=2, handle="ttl")])
     env.drain()
     assert [e.count for e in queue.list_entries(BRAND)] == [1]
+
+
+def test_batched_writes_give_what_one_by_one_gives(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """queue.enqueue_many (one transaction per group of posts) against queue.enqueue (one per post) on the
+    same stream in two fresh namespaces: the same entries, field for field, and the same outcomes. The
+    stream has a person's repeated posts, copies, a thread whose reply count raises urgency, a late older
+    post, posts seen twice, and groups larger than one transaction holds."""
+    from chalicelib.playbooks.loader import default_playbooks
+    from chalicelib.triage.service import rules_for
+    from klaxon import stack as local_stack
+
+    now = time.time()
+    stream = [m for m in burst() if BRAND in m.brands]
+    stream += [
+        mention("c0", "@AcmeTelecom why no call back since yesterday?", minutes_ago=55, handle="dana", now=now),
+        mention("d4", "@AcmeTelecom No service in Haifa since the morning. When will it be fixed?", minutes_ago=1,
+                handle="copy4", now=now),
+    ]
+    stream += [
+        mention(f"f{i}", f"@AcmeTelecom no signal in town {chr(96 + i)} either, why?", minutes_ago=6 - i / 10,
+                handle=f"t{i}", reply_to="999", now=now)
+        for i in range(4, 30)
+    ]
+    stream += stream[:5]  # redelivered
+    rng = random.Random(7)
+    rules = rules_for(BRAND, default_playbooks())
+
+    def queue_state() -> list[dict[str, Any]]:
+        """Every triage item of the brand (entries, members, pointers, threads), all attributes but the
+        entry's version (one-by-one bumps it per post, a batch once per write)."""
+        from chalicelib.store.models import TriageMemberItem, TriagePointerItem, TriageThreadItem
+
+        items = []
+        for model, prefix in ((TriageEntryItem, "e#"), (TriageMemberItem, "mem#"), (TriagePointerItem, "ptr#"),
+                              (TriageThreadItem, "thr#")):
+            for item in model.query(f"triage#{BRAND}", model.sk.startswith(prefix), consistent_read=True):
+                items.append({k: v for k, v in item.attribute_values.items() if k != "version"})
+        return sorted(items, key=lambda d: str(d["sk"]))
+
+    def fresh_namespace() -> None:
+        monkeypatch.setenv("KLAXON_TABLE_PREFIX", f"t{rng.getrandbits(40):010x}")
+        settings.cache_clear()
+        local_stack.provision()
+
+    one_by_one = [queue.enqueue(m, rules, target_minutes=30, now=now).outcome for m in stream]
+    expected = queue_state()
+    fresh_namespace()
+    assert queue_state() == []
+    batched: list[str] = []
+    rest = stream[:]
+    while rest:
+        size = rng.choice([1, 3, 10, 40])
+        group, rest = rest[:size], rest[size:]
+        batched += [d.outcome for d in queue.enqueue_many(group, rules, target_minutes=lambda _: 30, now=now)]
+    assert batched == one_by_one
+    assert queue_state() == expected
+    entries = [i for i in expected if str(i["sk"]).startswith("e#")]
+    assert sum(int(e["count"]) for e in entries) == len(stream) - 5
+    assert {int(e["urgency"]) for e in entries if e["author"].startswith("t")} != {  # the thread mattered
+        int(e["urgency"]) for e in entries if e["author"] == "t1"
+    }
