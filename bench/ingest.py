@@ -134,6 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     calls: Counter[str] = Counter()  # every DynamoDB request the handler made, by operation
     counter_updates: list[tuple[str, int]] = []
     triage_updates: list[tuple[str, str]] = []  # triage queue entries and thread counts (issue 11)
+    triage_members = [0]  # posts the triage queue took (one member record each)
 
     def record(model: Any, params: dict[str, Any], **_: Any) -> None:
         params_ctx = params
@@ -147,6 +148,7 @@ def _run(args: argparse.Namespace) -> int:
             for entry in params_ctx["TransactItems"]:
                 if "Put" in entry:
                     triage = entry["Put"]["Item"]["pk"]["S"].startswith("triage#")
+                    triage_members[0] += triage and entry["Put"]["Item"]["sk"]["S"].startswith("mem#")
                     op_name = "Triage.Put" if triage else "Transact.Put"
                     writes.append((op_name, 2 * wcu(item_size(entry["Put"]["Item"])), None))
                 elif "Update" in entry:
@@ -244,11 +246,24 @@ def _run(args: argparse.Namespace) -> int:
     print("  DynamoDB write capacity by DynamoDB's rules:")
     for op, units in sorted(by_op.items()):
         print(f"    {op:16s} {units:7d} WCU")
+    n = len(mentions)
+    counting = sum(by_op[op] for op in ("PutItem", "UpdateItem", "Transact.Put", "Transact.Update"))
+    counting_distinct = (counting - duplicates_priced) / n
+    triage_wcu = by_op["Triage.Put"] + by_op["Triage.Update"]
+    print(f"    total            {total_wcu:7d} WCU = {total_wcu / n:.3f} WCU per distinct mention")
     print(
-        f"    total            {total_wcu:7d} WCU = {total_wcu / len(mentions):.3f} WCU per distinct mention "
-        f"(storing the mention alone: 1.000; target <= 1.5)"
+        f"  counting path (mention stored with its claim, counters, ledger): {counting_distinct:.3f} WCU per "
+        f"distinct mention (storing the mention alone: 1.000; target <= 1.5)"
     )
-    print(f"    (includes {duplicates_priced} failed conditional puts for replayed copies)")
+    print(
+        f"    plus 1 WCU per duplicate delivery (its failed conditional put): {duplicates_priced} here, "
+        f"{counting / n:.3f} per distinct mention with them"
+    )
+    if triage_wcu:
+        print(
+            f"  triage queue (posts that need a reply): {triage_wcu / n:.3f} WCU per distinct mention, "
+            f"{triage_wcu / max(1, triage_members[0]):.3f} per queued post ({triage_members[0]} of {n} queued)"
+        )
     if moto_reported:
         print(
             f"  moto's ReturnConsumedCapacity total: {sum(moto_reported):.0f} "
@@ -270,6 +285,8 @@ def _run(args: argparse.Namespace) -> int:
             "invocations": batches,
             "wcu_by_operation": dict(by_op),
             "wcu_total": total_wcu,
+            "wcu_counting_per_distinct_mention": counting_distinct,
+            "triage_queued_posts": triage_members[0],
             "dynamodb_requests": dict(calls),
             "handler_cpu_seconds": handler_cpu,
             "counted_exactly": exact,
