@@ -97,3 +97,61 @@ def test_transaction_cost_does_not_grow_with_the_table(table: tuple[Any, str]) -
         )
     large = min(timed_transactions(f"b{r}") for r in range(2))
     assert large < small * 4, (small, large)
+
+
+def test_queue_semantics_and_cost_at_depth(moto_server: int) -> None:
+    """klaxon.moto_server.quicker_sqs: receive, visibility, delete (twice), DLQ after maxReceiveCount and
+    the approximate counts behave as SQS does; and a receive + delete at a depth of 3,000 costs about
+    what it costs at 100 (moto alone scans the whole queue, several times, per message)."""
+    import json
+
+    sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{moto_server}", region_name="us-east-1")
+    name = f"q{uuid.uuid4().hex[:10]}"
+    dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(
+        QueueName=name,
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})},
+    )["QueueUrl"]
+
+    def send(count: int, tag: str) -> None:
+        for start in range(0, count, 10):
+            sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "MessageBody": f"{tag}{start + i}"} for i in range(min(10, count - start))],
+            )
+
+    send(3, "a")
+    sqs.send_message(QueueUrl=url, MessageBody="late", DelaySeconds=30)
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)["Messages"]
+    assert [m["Body"] for m in first] == ["a0", "a1", "a2"]  # in order; the delayed one not yet
+    assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") is None  # all in flight
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])  # again: allowed
+    with pytest.raises(ClientError):
+        sqs.delete_message(QueueUrl=url, ReceiptHandle="not-a-handle")
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=first[1]["ReceiptHandle"], VisibilityTimeout=0)
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+    assert [m["Body"] for m in again] == ["a1"]  # its second receive
+    assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") is None  # a1 -> DLQ
+    moved = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in moved] == ["a1"]
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (counts["ApproximateNumberOfMessagesNotVisible"], counts["ApproximateNumberOfMessagesDelayed"]) == ("1", "1")
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first[2]["ReceiptHandle"])
+
+    def drain_rate(count: int, tag: str) -> float:
+        send(count, tag)
+        started, left = time.perf_counter(), count
+        while left > count - 200:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)["Messages"]
+            sqs.delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+            )
+            left -= len(got)
+        return time.perf_counter() - started
+
+    shallow = min(drain_rate(200, f"s{r}") for r in range(2))  # the queue empty again after each
+    deep = drain_rate(3000, "d")  # the first 200 of 3,000
+    print("SQS", shallow, deep)
+    assert deep < shallow * 3, (shallow, deep)
