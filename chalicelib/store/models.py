@@ -503,12 +503,18 @@ def bind(cfg: Settings | None = None) -> Settings:
         model.Meta.host = cfg.endpoint_url
         model.Meta.region = cfg.region
         model._connection = None  # type: ignore[attr-defined]
+    # PynamoDB gives every model its own botocore client; they would all be alike (same endpoint,
+    # region, settings), and each costs ~40 ms and ~2 MB to build, so all the models share the first.
+    connections = [model._get_connection().connection for model in ALL_MODELS]  # type: ignore[attr-defined]
+    client = connections[0].client
+    for connection in connections[1:]:
+        connection._client = client
     _bound = cfg
     return cfg
 
 
 def raw_clients() -> list[Any]:
-    """The distinct botocore clients PynamoDB uses (one per model connection), for event hooks
+    """The distinct botocore clients PynamoDB uses (one, shared by the models: see `bind`), for event hooks
     such as fault injection and capacity accounting."""
     bind()
     clients: dict[int, Any] = {}

@@ -140,18 +140,24 @@ def test_queue_semantics_and_cost_at_depth(moto_server: int) -> None:
     assert (counts["ApproximateNumberOfMessagesNotVisible"], counts["ApproximateNumberOfMessagesDelayed"]) == ("1", "1")
     sqs.delete_message(QueueUrl=url, ReceiptHandle=first[2]["ReceiptHandle"])
 
-    def drain_rate(count: int, tag: str) -> float:
-        send(count, tag)
-        started, left = time.perf_counter(), count
-        while left > count - 200:
+    def timed(step: Any) -> float:
+        started = time.perf_counter()
+        step()
+        return time.perf_counter() - started
+
+    def receive_and_delete(count: int) -> None:
+        while count > 0:
             got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)["Messages"]
             sqs.delete_message_batch(
                 QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
             )
-            left -= len(got)
-        return time.perf_counter() - started
+            count -= len(got)
 
-    shallow = min(drain_rate(200, f"s{r}") for r in range(2))  # the queue empty again after each
-    deep = drain_rate(3000, "d")  # the first 200 of 3,000
-    print("SQS", shallow, deep)
-    assert deep < shallow * 3, (shallow, deep)
+    # at a depth of about 0, then about 3,000: 200 messages sent, then 200 received and deleted
+    shallow_send = min(timed(lambda: send(200, "s")) for _ in range(2))
+    shallow_drain = timed(lambda: receive_and_delete(400))
+    send(3000, "d")
+    deep_send = timed(lambda: send(200, "x"))
+    deep_drain = timed(lambda: receive_and_delete(200))
+    assert deep_send < shallow_send * 3, (shallow_send, deep_send)
+    assert deep_drain < shallow_drain / 2 * 3, (shallow_drain / 2, deep_drain)
