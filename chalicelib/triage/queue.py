@@ -13,7 +13,8 @@ member condition fails and it reports a duplicate. The ingest flow writes a batc
 `enqueue_many`: the same items and conditions for up to 16 posts in one transaction, each item written
 once (a group joined by three posts gets one update, conditional on the version read), so a batch costs
 one transaction instead of one per post; if any condition fails the whole transaction is void and
-those posts go through `enqueue` one by one. The ingest flow runs triage for the batch's counted
+the group is read and written again (a hot entry in a copy campaign takes one write per batch, not
+one per post), and after a few rounds its posts go through `enqueue` one by one. The ingest flow runs triage for the batch's counted
 mentions and for those it found already counted, so a crash between the counting commit and the
 triage write is repaired by the redelivery.
 
@@ -258,6 +259,7 @@ def enqueue(
 
 
 _MENTIONS_PER_TRANSACTION = 16
+_BATCH_ROUNDS = 5
 """At most five writes per mention (member, entry, two pointers, thread): 80 of DynamoDB's 100."""
 
 
@@ -411,32 +413,41 @@ def enqueue_many(
     """`enqueue` for several mentions of `rules.brand` (in order), one transaction per 16 of them instead
     of one per mention: the same conditions, checked once per item, so the outcome is what `enqueue` one
     by one would give. If another writer changed any of those items meanwhile, the transaction fails
-    whole and those mentions go through `enqueue` one by one (which re-reads and retries).
+    whole and the group is read and written again (see `_enqueue_group`).
     `target_minutes(platform)`: the brand's response target."""
     cfg = bind(cfg or settings())
     clock = time.time() if now is None else now
-    expires = int(clock) + _retention(cfg)
-    refresh_before = clock + _retention(cfg) / 2
-    pk = entry_pk(rules.brand)
     out: list[Enqueued] = []
     for start in range(0, len(mentions), _MENTIONS_PER_TRANSACTION):
-        group = mentions[start : start + _MENTIONS_PER_TRANSACTION]
-        plan = _plan(group, rules, target_minutes, prefetch(rules.brand, group, cfg), clock, expires, refresh_before)
-        if plan.members:
-            try:
-                _write(plan, pk, clock, expires)
-            except TransactWriteError as exc:
-                reasons = {r.code for r in (exc.cancellation_reasons or []) if r is not None}
-                if not reasons & {"ConditionalCheckFailed", "TransactionConflict"}:
-                    raise
-                cache = prefetch(rules.brand, group, cfg)
-                out += [
-                    enqueue(m, rules, target_minutes=target_minutes(m.platform), now=clock, cfg=cfg, cache=cache)
-                    for m in group
-                ]
-                continue
-        out += plan.outcomes
+        out += _enqueue_group(mentions[start : start + _MENTIONS_PER_TRANSACTION], rules, target_minutes, clock, cfg)
     return out
+
+
+def _enqueue_group(
+    group: list[Mention], rules: triage_rules.BrandRules, target_minutes: Any, clock: float, cfg: Settings
+) -> list[Enqueued]:
+    """Plan and write `group` as one transaction; when another writer changed an item meanwhile (a
+    busy copy campaign: every batch joins the same entry), read again and retry the whole group after
+    a growing jittered pause, so the hot entry takes one write per batch rather than one per post.
+    After `_BATCH_ROUNDS` the posts go one by one (`enqueue`, with its own retries)."""
+    expires = int(clock) + _retention(cfg)
+    refresh_before = clock + _retention(cfg) / 2
+    for attempt in range(_BATCH_ROUNDS):
+        plan = _plan(group, rules, target_minutes, prefetch(rules.brand, group, cfg), clock, expires, refresh_before)
+        if not plan.members:
+            return plan.outcomes
+        try:
+            _write(plan, entry_pk(rules.brand), clock, expires)
+            return plan.outcomes
+        except TransactWriteError as exc:
+            reasons = {r.code for r in (exc.cancellation_reasons or []) if r is not None}
+            if not reasons & {"ConditionalCheckFailed", "TransactionConflict"}:
+                raise
+        time.sleep(random.uniform(0, 0.005 * 2**attempt))
+    cache = prefetch(rules.brand, group, cfg)
+    return [
+        enqueue(m, rules, target_minutes=target_minutes(m.platform), now=clock, cfg=cfg, cache=cache) for m in group
+    ]
 
 
 def _clip(text: str) -> str | None:
