@@ -16,6 +16,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -148,6 +149,10 @@ def main() -> None:
     parser.add_argument("--only", default="")
     parser.add_argument("--seeds", type=int, default=0, help="network seeds to cross-validate (he)")
     parser.add_argument("--sublinear", action="store_true")
+    parser.add_argument("--nn-bits", type=int, default=0, help="network table bits (default: the language's)")
+    parser.add_argument("--net-epochs", type=int, default=6)
+    parser.add_argument("--net-cfg", default="{}", help="JSON overrides of sentiment_nn.DEFAULTS")
+    parser.add_argument("--net-name", default="net", help="cache name of the network variant")
     parser.add_argument("--idf", choices=("cfg", "on", "off"), default="cfg")
     parser.add_argument("--mix", help="'+'-joined cached variant names to mix")
     parser.add_argument("--step", type=float, default=0.25)
@@ -191,13 +196,15 @@ def main() -> None:
         variants[f"nblr_C{c}"] = lambda c=c: oof_nbsvm(x, y, c, 1.0, 1.0, "lr")
     for c in (1.0, 3.0, 10.0) if lang == "he" else (3.0, 10.0):
         variants[f"lr_C{c}"] = lambda c=c: oof_lr(x, y, c)
-    if lang == "he":
+    if args.seeds:
         from tools import sentiment_nn
 
-        rows = sentiment_nn.Rows(doc, bucket >> (cfg["bits"] - cfg["nn_bits"]), value, len(texts))
-        net_cfg = {**sentiment_nn.DEFAULTS, "table_bits": cfg["nn_bits"]}
+        nn_bits = args.nn_bits or cfg["nn_bits"]
+        rows = sentiment_nn.Rows(doc, bucket >> (cfg["bits"] - nn_bits), value, len(texts))
+        net_cfg = {**sentiment_nn.DEFAULTS, "table_bits": nn_bits, "epochs": args.net_epochs,
+                   **json.loads(args.net_cfg)}
         for s in range(args.seeds):
-            variants[f"net_s{s}"] = lambda s=s: np.stack(
+            variants[f"{args.net_name}_s{s}"] = lambda s=s: np.stack(
                 sentiment_nn.out_of_fold(rows, y, net_cfg, lang, sentiment_nn.SEED + 1000 * s))
     results = {}
     for name, make in variants.items():
