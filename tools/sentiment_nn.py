@@ -126,8 +126,9 @@ def train(rows: Rows, y: np.ndarray, index: np.ndarray, cfg: dict[str, Any], see
     return model
 
 
-def out_of_fold(rows: Rows, y: np.ndarray, cfg: dict[str, Any], lang: str = "") -> list[np.ndarray]:
-    """Per epoch, out-of-fold log-probabilities from FOLDS-fold stratified CV (same folds as the linear model)."""
+def out_of_fold(rows: Rows, y: np.ndarray, cfg: dict[str, Any], lang: str = "", seed: int = SEED) -> list[np.ndarray]:
+    """Per epoch, out-of-fold log-probabilities from FOLDS-fold stratified CV (same folds as the linear model);
+    fold k's network is initialised and shuffled with seed + k."""
     torch.set_num_threads(1)
     per_epoch = [np.zeros((len(y), 3)) for _ in range(cfg["epochs"])]
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(np.zeros(len(y)), y)
@@ -135,7 +136,7 @@ def out_of_fold(rows: Rows, y: np.ndarray, cfg: dict[str, Any], lang: str = "") 
         def on_epoch(epoch: int, model: Bag, te: np.ndarray = te) -> None:
             per_epoch[epoch - 1][te] = predict(model, rows, te)
 
-        train(rows, y, tr, cfg, SEED + k, on_epoch)
+        train(rows, y, tr, cfg, seed + k, on_epoch)
         print(f"[{lang}] network fold {k + 1}/{FOLDS} done", flush=True)
     return per_epoch
 

@@ -26,10 +26,10 @@ def test_english_dev(sentiment_data: Path) -> None:
     pred = classify(texts)
     recalls = [sum(g == p == c for g, p in zip(gold, pred, strict=True)) / gold.count(c)
                for c in ("negative", "neutral", "positive")]
-    assert sum(recalls) / 3 > 0.66  # 0.688 at commit time; plain hashing + LR: 0.646
-    assert _neg_f1(gold, pred) > 0.54  # 0.564; plain hashing + LR: 0.527
+    assert sum(recalls) / 3 > 0.66  # 0.693 at commit time; plain hashing + LR: 0.646
+    assert _neg_f1(gold, pred) > 0.54  # 0.574; plain hashing + LR: 0.527
 
 
 def test_hebrew_dev(sentiment_data: Path) -> None:
     texts, gold = _load(sentiment_data / "he_dev.jsonl")
-    assert _neg_f1(gold, classify(texts)) > 0.75  # 0.781; plain hashing + LR: 0.655
+    assert _neg_f1(gold, classify(texts)) > 0.75  # 0.785; plain hashing + LR: 0.655
