@@ -3,18 +3,16 @@ and response-time breaches.
 
 Exactly once under SQS redelivery
 ---------------------------------
-Each mention that needs a reply is written by one transaction holding: the member record
-`mem#<mention key>` (conditional on not existing), the entry's creation (conditional on not existing)
-or its update (conditional on the `version` read and `status = open`), the author's and the text's
-pointer when they are missing or point at a closed entry (conditional on what was read), and, for a
-reply, `ADD 1` to its thread's reply count. Either all of it lands or none does, so a redelivered
-batch, a replayed webhook or two Lambdas racing on one mention add it to a group once: the loser's
-member condition fails and it reports a duplicate. The ingest flow writes a batch's posts with
-`enqueue_many`: the same items and conditions for up to 16 posts in one transaction, each item written
-once (a group joined by three posts gets one update, conditional on the version read), so a batch costs
-one transaction instead of one per post; if any condition fails the whole transaction is void and
-the group is read and written again (a hot entry in a copy campaign takes one write per batch, not
-one per post), and after a few rounds its posts go through `enqueue` one by one. The ingest flow runs triage for the batch's counted
+A batch's mentions that need a reply (up to 16 per group) are written by one transaction holding,
+per mention, its member record `mem#<mention key>` (conditional on not existing) and, once per item
+however many of the mentions touch it: each entry's creation (conditional on not existing) or update
+(conditional on the `version` read and `status = open`), the author's and the text's pointer when
+missing or pointing at a closed entry (conditional on what was read), and for replies `ADD n` to the
+thread's reply count. Either all of it lands or none does, so a redelivered batch, a replayed webhook
+or two Lambdas racing on one mention add it to a group once: the loser's transaction fails, it reads
+again and finds the member (a duplicate). A group that keeps losing (a copy campaign's hot entry) is
+retried whole with a growing jittered pause, so the hot entry takes one write per batch rather than
+one per post, then split into single posts. The ingest flow runs triage for the batch's counted
 mentions and for those it found already counted, so a crash between the counting commit and the
 triage write is repaired by the redelivery.
 
@@ -170,92 +168,12 @@ def enqueue(
     target_minutes: int,
     now: float | None = None,
     cfg: Settings | None = None,
-    cache: dict[str, Any] | None = None,
 ) -> Enqueued:
-    """Add `mention` (which needs a reply) to `rules.brand`'s queue exactly once; see the module docstring.
-    `cache`: from `prefetch` (consumed as used); without it every read goes to DynamoDB."""
+    """Add `mention` (which needs a reply) to `rules.brand`'s queue exactly once; see the module docstring
+    and `enqueue_many`, which this is for a single post."""
     cfg = bind(cfg or settings())
     clock = time.time() if now is None else now
-    brand = rules.brand
-    pk = entry_pk(brand)
-    member_sk = f"mem#{mention.key}"
-    pointer_sks = _pointer_keys(mention)
-    thread_sk = f"thr#{mention.platform}#{mention.reply_to}" if mention.reply_to else None
-    expires = int(clock) + _retention(cfg)
-    reads = {} if cache is None else cache
-
-    def read(model: Any, sk: str) -> Any:
-        return reads.pop(sk) if sk in reads else _get(model, pk, sk)
-
-    for attempt in range(_ROUNDS):
-        member = _live(read(TriageMemberItem, member_sk), clock)
-        if member is not None:
-            return Enqueued("duplicate", member.entry_id)
-        thread = _live(read(TriageThreadItem, thread_sk), clock) if thread_sk else None
-        result = triage_rules.triage(mention, rules, thread_replies=int(thread.replies) if thread else 0)
-        pointers = {sk: read(TriagePointerItem, sk) for sk in pointer_sks}
-        entries: dict[str, Any] = {}
-        for pointer in pointers.values():
-            if pointer is not None and pointer.entry_id not in entries:
-                entries[pointer.entry_id] = _live(read(TriageEntryItem, f"e#{pointer.entry_id}"), clock)
-        open_ids = {eid for eid, e in entries.items() if e is not None and e.status == OPEN}
-        target = next(
-            (entries[p.entry_id] for p in pointers.values() if p is not None and p.entry_id in open_ids), None
-        )
-        entry_id = target.entry_id if target is not None else entry_id_for(brand, mention)
-        try:
-            with TransactWrite(connection=_conn()) as tx:
-                tx.save(
-                    TriageMemberItem(pk, member_sk, entry_id=entry_id, expires=expires),
-                    # an item past its TTL is absent for Klaxon even before DynamoDB deletes it
-                    condition=TriageMemberItem.pk.does_not_exist() | (TriageMemberItem.expires < int(clock)),
-                )
-                if target is None:
-                    tx.save(
-                        _new_entry(pk, entry_id, mention, result, target_minutes, clock, expires),
-                        condition=TriageEntryItem.pk.does_not_exist() | (TriageEntryItem.expires < int(clock)),
-                    )
-                else:
-                    tx.update(
-                        target,
-                        actions=_join_actions(target, mention, result, clock, expires),
-                        condition=(TriageEntryItem.version == target.version) & (TriageEntryItem.status == OPEN),
-                    )
-                refresh_before = clock + _retention(cfg) / 2  # a long-open group's pointers must not expire
-                for sk, pointer in pointers.items():
-                    if pointer is not None and pointer.entry_id != entry_id and pointer.entry_id in open_ids:
-                        continue  # another open group's (copies keep their own group)
-                    if pointer is not None and pointer.entry_id == entry_id and pointer.expires > refresh_before:
-                        continue  # already ours
-                    tx.save(
-                        TriagePointerItem(pk, sk, entry_id=entry_id, expires=expires),
-                        condition=TriagePointerItem.pk.does_not_exist()
-                        if pointer is None
-                        else TriagePointerItem.entry_id == pointer.entry_id,
-                    )
-                if thread_sk and thread is None:  # the thread's first reply (or its count expired): start at 1
-                    tx.save(
-                        TriageThreadItem(pk, thread_sk, replies=1, expires=expires),
-                        condition=TriageThreadItem.pk.does_not_exist() | (TriageThreadItem.expires < int(clock)),
-                    )
-                elif thread_sk:
-                    tx.update(
-                        TriageThreadItem(pk, thread_sk),
-                        actions=[TriageThreadItem.replies.add(1), TriageThreadItem.expires.set(expires)],
-                        condition=TriageThreadItem.expires >= int(clock),
-                    )
-        except TransactWriteError as exc:
-            reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                continue  # another delivery of this mention wrote it just now: the next read says duplicate
-            if not reasons or not set(reasons) & {"ConditionalCheckFailed", "TransactionConflict"}:
-                raise
-            # The entry or a pointer moved (another Lambda joined the same group): read again after a short
-            # jittered pause, so writers racing on one busy group (a copy campaign) spread out.
-            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
-            continue
-        return Enqueued("new" if target is None else "joined", entry_id, result)
-    raise QueueContended(f"triage entry for {mention.key} kept changing")
+    return _enqueue_group([mention], rules, lambda _: target_minutes, clock, cfg)[0]
 
 
 _MENTIONS_PER_TRANSACTION = 16
@@ -429,10 +347,12 @@ def _enqueue_group(
     """Plan and write `group` as one transaction; when another writer changed an item meanwhile (a
     busy copy campaign: every batch joins the same entry), read again and retry the whole group after
     a growing jittered pause, so the hot entry takes one write per batch rather than one per post.
-    After `_BATCH_ROUNDS` the posts go one by one (`enqueue`, with its own retries)."""
+    A group still losing after `_BATCH_ROUNDS` is split into single posts (fewer items to collide on);
+    a single post still losing after `_ROUNDS` raises `QueueContended` and SQS retries the batch."""
     expires = int(clock) + _retention(cfg)
     refresh_before = clock + _retention(cfg) / 2
-    for attempt in range(_BATCH_ROUNDS):
+    rounds = _ROUNDS if len(group) == 1 else _BATCH_ROUNDS
+    for attempt in range(rounds):
         plan = _plan(group, rules, target_minutes, prefetch(rules.brand, group, cfg), clock, expires, refresh_before)
         if not plan.members:
             return plan.outcomes
@@ -443,11 +363,10 @@ def _enqueue_group(
             reasons = {r.code for r in (exc.cancellation_reasons or []) if r is not None}
             if not reasons & {"ConditionalCheckFailed", "TransactionConflict"}:
                 raise
-        time.sleep(random.uniform(0, 0.005 * 2**attempt))
-    cache = prefetch(rules.brand, group, cfg)
-    return [
-        enqueue(m, rules, target_minutes=target_minutes(m.platform), now=clock, cfg=cfg, cache=cache) for m in group
-    ]
+        time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 5)))
+    if len(group) == 1:
+        raise QueueContended(f"triage entry for {group[0].key} kept changing")
+    return [done for m in group for done in _enqueue_group([m], rules, target_minutes, clock, cfg)]
 
 
 def _clip(text: str) -> str | None:

@@ -526,8 +526,9 @@ def test_expired_items_are_absent_though_moto_keeps_them(env: Any) -> None:
 
 
 def test_batched_writes_give_what_one_by_one_gives(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """queue.enqueue_many (one transaction per group of posts) against queue.enqueue (one per post) on the
-    same stream in two fresh namespaces: the same entries, field for field, and the same outcomes. The
+    """queue.enqueue_many on groups of posts (one transaction per group: items touched by several posts
+    merged into one write) against queue.enqueue (a group of one per post) on the same stream in two
+    fresh namespaces: the same items, field for field, and the same outcomes. The
     stream has a person's repeated posts, copies, a thread whose reply count raises urgency, a late older
     post, posts seen twice, and groups larger than one transaction holds."""
     from chalicelib.playbooks.loader import default_playbooks
