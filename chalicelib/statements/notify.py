@@ -11,6 +11,12 @@ version hash shown (chalicelib/statements/web.py).
 Each (drafting round, person) is claimed in DynamoDB before the send, so a retried request or a
 second call for the same drafts texts nobody twice (the same rule as pages). A send that fails is
 logged and not retried: the link is also available from the staff API.
+
+An edit voids the approvals of the version it replaces (chalicelib/statements/service.py). The
+people whose approval it voided, or whose change request it answers, are texted once per new
+version that their approval is needed again, with the same short link (`request_reapproval`); the
+editor is not, and neither is anyone who had not acted yet: their link already opens the current
+version. Several quick edits therefore text only those who approved the version just replaced.
 """
 
 from __future__ import annotations
@@ -52,12 +58,18 @@ def people_to_ask(drafts: Sequence[Draft]) -> dict[str, list[str]]:
     return asked
 
 
-def request_text(*, brand: str, code: str, languages: Sequence[str], link: str, lang: str) -> str:
+def request_text(
+    *, brand: str, code: str, languages: Sequence[str], link: str, lang: str, edited_by: str | None = None
+) -> str:
     """The SMS: at most two segments; the link line is never cut (only the first line is)."""
     from chalicelib.paging.sms import fit
 
     names = ", ".join(LANGUAGE_NAMES.get(lang, LANGUAGE_NAMES["en"]).get(x, x.upper()) for x in languages)
-    if lang == "he":
+    if edited_by and lang == "he":
+        head = f"קלקסון {brand}: ההודעה לאירוע {code} ({names}) נערכה על ידי {edited_by}; נדרש אישורך מחדש"
+    elif edited_by:
+        head = f"KLAXON {brand}: {edited_by} edited the statement for incident {code} ({names}); approve it again"
+    elif lang == "he":
         head = f"קלקסון {brand}: הודעה לאירוע {code} ({names}) ממתינה לאישורך"
     else:
         head = f"KLAXON {brand}: the statement for incident {code} ({names}) awaits your approval"
@@ -78,7 +90,33 @@ def request_approvals(incident_id: str, drafts: Sequence[Draft], *, now: float) 
         return Requested()
 
 
-def _request(incident_id: str, drafts: Sequence[Draft], now: float) -> Requested:
+def request_reapproval(incident_id: str, draft: Draft, *, editor: str, now: float) -> Requested:
+    """After `editor` saved `draft` (an edit): text those whose approval or change request of the version
+    it replaced no longer counts (see the module docstring). Never raises."""
+    from chalicelib.statements import service
+
+    try:
+        previous = service.draft_version(incident_id, draft.lang, draft.version - 1)
+        state = service.approval_state(incident_id, draft.lang, previous)
+        acted = {a.person for a in state.approvals} | {r.person for r in state.change_requests}
+        needed = (draft.signer_id, *draft.approvers)
+        people = [p for p in dict.fromkeys(needed) if p in acted and p != editor]
+        if not people:
+            return Requested()
+        return _request(incident_id, [draft], now, only=people, editor=editor)
+    except Exception:  # noqa: BLE001 - the edit is saved; the approvers' links still open it
+        log.exception("reapproval_requests_failed incident=%s", incident_id)
+        return Requested()
+
+
+def _request(
+    incident_id: str,
+    drafts: Sequence[Draft],
+    now: float,
+    *,
+    only: Sequence[str] | None = None,
+    editor: str | None = None,
+) -> Requested:
     from pynamodb.exceptions import PutError
 
     from chalicelib.incidents import service as incidents
@@ -100,7 +138,15 @@ def _request(incident_id: str, drafts: Sequence[Draft], now: float) -> Requested
     roster = deployed_roster()
     key = round_key(drafts)
     sent, already, skipped = [], [], []
+    editor_person = None
+    if editor:
+        try:
+            editor_person = roster.person(editor)
+        except StopIteration:
+            editor_person = None
     for person_id, languages in people_to_ask(drafts).items():
+        if only is not None and person_id not in only:
+            continue
         try:
             person = roster.person(person_id)
         except StopIteration:
@@ -119,7 +165,12 @@ def _request(incident_id: str, drafts: Sequence[Draft], now: float) -> Requested
         token = sms_token(incident.code, person_id, now + LINK_TTL, kind=APPROVALS)
         link = f"{base.rstrip('/')}/a/{incident.code}?t={token}"
         text = request_text(
-            brand=brand_name(incident.brand), code=incident.code, languages=languages, link=link, lang=lang
+            brand=brand_name(incident.brand),
+            code=incident.code,
+            languages=languages,
+            link=link,
+            lang=lang,
+            edited_by=editor_person.name_in(lang) if editor_person else editor,
         )
         try:
             sender.send(person.phone, text)

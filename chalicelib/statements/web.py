@@ -242,6 +242,9 @@ def approval_post(token: str, body: bytes | str | None, *, now: float | None = N
             new = service.edit(
                 draft.incident_id, draft.lang, base_hash=posted, text=form.get("text", ""), person_id=person, now=clock
             )
+            from chalicelib.statements.notify import request_reapproval
+
+            request_reapproval(new.incident_id, new, editor=person, now=clock)
             fresh = make_link(new.incident_id, new.lang, new.hash, person, claims.expires_at)
             new_claims = verify_link(fresh, clock)
             notice = f"Saved as version {new.version}. Earlier approvals no longer count; approve it if it is right."

@@ -139,3 +139,47 @@ def test_without_sms_configured_drafting_still_works_and_texts_nobody(
         body=json.dumps({"facts": FACTS, "languages": ["en"]}),
     )
     assert answer.status_code == 201 and answer.json_body["approval_requests"] == {"texted": [], "already": []}
+
+
+def test_an_edit_texts_those_whose_approval_it_voided_once_per_version(env: Any, fake: FakeTwilio) -> None:
+    """Drafting texts everyone; then James approves, Rachel asks for changes and Avi has not acted when
+    Sarah (the signer) edits on her page: James and Rachel are texted that their approval is needed
+    again (a short link to the new version), Sarah and Avi are not. A second edit texts only those who
+    acted on the version it replaced."""
+    from chalicelib.statements import web
+
+    incident = open_incident()
+    v1 = statements.draft_statements(incident.id, FACTS, ["en"], actor="maya-katz")[0]
+    assert request_approvals(incident.id, [v1], now=time.time()).sent
+    assert {"james-okafor", "rachel-goldberg", "avi-shapira"} <= set(v1.approvers) and v1.signer_id == SIGNER
+    first_round = len(fake.messages)
+    statements.approve(incident.id, "en", version_hash=v1.hash, person_id="james-okafor")
+    statements.request_changes(incident.id, "en", version_hash=v1.hash, person_id="rachel-goldberg",
+                               note="say when the next update is")
+
+    def edit(person: str, base: str, text: str) -> None:
+        link = web.issue_links(incident.id, "en")[person]  # approval links are bound to a version
+        body = f"action=edit&version_hash={base}&" + urlencode({"text": text})
+        assert web.approval_post(link, body.encode()).status == 200
+
+    edit(SIGNER, v1.hash, v1.text.replace("We stopped the line.", "We stopped the line at 09:00."))
+    v2 = statements.current_draft(incident.id, "en")
+    assert v2.version == 2
+    new = fake.messages[first_round:]
+    by_phone = {p.phone: p.id for p in load_roster().people}
+    assert sorted(by_phone[m.to] for m in new) == ["james-okafor", "rachel-goldberg"]
+    for message in new:
+        assert "Sarah Whitfield edited the statement" in message.body and message.num_segments <= 2
+        path, query = link_path(message.body)
+        redirect = env.client.http.get(f"{path}?{urlencode(query)}")
+        assert redirect.status_code == 303  # straight to the approval page of version 2
+        assert v2.hash in env.client.http.get(urlsplit(redirect.headers["Location"]).path).body.decode()
+
+    # Nobody acted on v2: a further edit (by Avi) texts nobody; once James approves v3, Rachel's edit
+    # texts James alone.
+    edit("avi-shapira", v2.hash, v2.text.replace("09:00", "09:15"))
+    assert len(fake.messages) == first_round + 2
+    v3 = statements.current_draft(incident.id, "en")
+    statements.approve(incident.id, "en", version_hash=v3.hash, person_id="james-okafor")
+    edit("rachel-goldberg", v3.hash, v3.text.replace("09:15", "09:20"))
+    assert [by_phone[m.to] for m in fake.messages[first_round + 2 :]] == ["james-okafor"]
