@@ -373,11 +373,11 @@ def sms_status() -> Response:
 @app.schedule("rate(1 minute)", name="sweeper")
 def sweeper(event: Any) -> None:
     """Once a minute: escalate unacknowledged pages, record missed response-time targets (incidents
-    and the triage queue), send each brand's daily digest once, and enqueue again the outbound
-    events SQS refused."""
+    and the triage queue), send each brand's daily digest once, enqueue again the outbound events SQS
+    refused, and relay the events of timeline entries whose writer never queued them."""
     from chalicelib.flows import sweep_triage
     from chalicelib.incidents import service as incidents
-    from chalicelib.outbound.service import retry_parked
+    from chalicelib.outbound.service import announce_pending, retry_parked
     from chalicelib.paging import service as paging
 
     outcome = paging.sweep(time.time())
@@ -385,6 +385,7 @@ def sweeper(event: Any) -> None:
     logger.info("sweep", extra={"breaches": breaches, "paging": str(outcome)})
     logger.info("triage sweep", extra=sweep_triage(time.time()))
     logger.info("outbound parked events sent again", extra={"sent": retry_parked()})
+    logger.info("outbound events relayed from the timeline", extra={"sent": announce_pending()})
 
 
 @app.on_sqs_message(queue=settings().queue_name, batch_size=10, name="ingest")

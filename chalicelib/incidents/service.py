@@ -87,6 +87,9 @@ def _ms(ts: float) -> int:
 def timeline_entry(
     incident_id: str, *, actor: str, action: str, channel: str, detail: str | None, at: float
 ) -> TimelineItem:
+    from chalicelib.outbound.actions import ACTION_EVENTS, UNANNOUNCED
+
+    event = action in ACTION_EVENTS  # marked in the same write: the outbox (chalicelib/outbound/service.py)
     return TimelineItem(
         f"incident#{incident_id}",
         f"t#{_ms(at):015d}#{secrets.token_hex(4)}",
@@ -95,6 +98,8 @@ def timeline_entry(
         action=action,
         channel=channel,
         detail=detail,
+        open_shard=UNANNOUNCED if event else None,
+        opened_at=at if event else None,
     )
 
 

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from chalicelib.outbound.actions import ACTION_EVENTS as ACTION_EVENTS  # re-exported
+
 EventType = Literal[
     "incident.opened",
     "incident.updated",
@@ -21,18 +23,6 @@ EventType = Literal[
     "digest.daily",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
-
-# Timeline actions (the facts the incident service already writes) -> the event each one is.
-# Anything else on the timeline (pages sent, drafts, edits...) is not sent outside.
-ACTION_EVENTS: dict[str, str] = {
-    "opened": "incident.opened",
-    "spike_continues": "incident.updated",
-    "acknowledged": "incident.acknowledged",
-    "resolved": "incident.resolved",
-    "statement_approval_complete": "statement.approved",
-    "statement_published": "statement.published",
-    "target_breached": "incident.response_time_breached",
-}
 
 Format = Literal["slack", "teams", "generic"]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

@@ -5,8 +5,12 @@ Delivery is at-least-once, per (event, subscriber):
   subscriber, so a failing subscriber never holds up another. It never raises: when SQS refuses
   the enqueue, the messages are parked in DynamoDB (`outbound#parked`, counted as
   OutboundEnqueueFailed) and the sweeper sends them again every minute (`retry_parked`) until SQS
-  takes them; the incident write stands either way. Known gap: if the process dies between the
-  DynamoDB write and the enqueue, or DynamoDB refuses the parking too, that event is not sent.
+  takes them; the incident write stands either way.
+- A process can also die between the incident write and the enqueue. So every timeline entry that
+  is an event is written marked unannounced (`open_shard = "announce"`, in the same write as the
+  fact: a transactional outbox in the sparse `open-incidents` index), and the mark is removed once
+  its messages are queued or parked. The sweeper relays entries still marked after a minute
+  (`announce_pending`): at least once, whatever failed in between.
 - Each event's id is derived from the incident id and the timeline entry's sort key, so a re-emit
   of the same fact carries the same `webhook-id` and receivers can drop duplicates.
 - `deliver_batch` POSTs with a short timeout: 2xx done; 3xx/4xx (except 408/429) permanent, logged
@@ -111,7 +115,7 @@ def emit(incident: Any, entry: Any, cfg: Settings | None = None) -> int:
     """Enqueue the event this timeline entry is (if any) for each subscriber that wants it; how many.
 
     Call only after the write that produced `entry` succeeded. Never raises (see the module docstring:
-    at-least-once, and a lost enqueue is a known gap).
+    at-least-once; an entry whose messages were neither queued nor parked stays marked for the sweeper).
     """
     try:
         event_type = ACTION_EVENTS.get(entry.action)
@@ -120,6 +124,7 @@ def emit(incident: Any, entry: Any, cfg: Settings | None = None) -> int:
         cfg = cfg or settings()
         wanted = [s for s in subscribers(cfg) if s.wants(event_type, incident.brand)]
         if not wanted:
+            _announced(entry)
             return 0
         data = event_data(incident, entry)
         evt = event_id(incident.id, entry.sk)
@@ -134,10 +139,54 @@ def emit(incident: Any, entry: Any, cfg: Settings | None = None) -> int:
         )
         count(ENQUEUE_FAILED)
         return 0
-    if not _send_or_park(bodies, evt, cfg):
+    outcome = _send_or_park(bodies, evt, cfg)
+    if outcome != LOST:
+        _announced(entry)  # queued, or parked in DynamoDB for `retry_parked`: no longer the relay's
+    if outcome != SENT:
         return 0
     count(ENQUEUED, len(bodies))
     return len(bodies)
+
+
+def _announced(entry: Any) -> None:
+    """Remove the entry's outbox mark; a failure only means the sweeper relays it once more."""
+    from chalicelib.store.models import TimelineItem
+
+    if getattr(entry, "open_shard", None) is None:
+        return
+    try:
+        entry.update(
+            actions=[TimelineItem.open_shard.remove(), TimelineItem.opened_at.remove()],
+            condition=TimelineItem.open_shard.exists(),
+        )
+    except Exception:  # noqa: BLE001 - conditional failure (another relay did it) or DynamoDB trouble
+        logger.info("outbound entry not unmarked; the sweeper may send it again", extra={"entry": entry.sk})
+
+
+def announce_pending(
+    cfg: Settings | None = None, *, now: float | None = None, grace_seconds: float = 60, limit: int = 100
+) -> int:
+    """The outbox relay (sweeper): emit the events of timeline entries still marked unannounced more
+    than `grace_seconds` after they were written (their writer died, or SQS and DynamoDB both refused);
+    messages queued. The incident snapshot sent is the incident as it is now. A relay racing the
+    original writer can queue an event twice; receivers drop the copy by its `webhook-id`."""
+    from chalicelib.outbound.actions import UNANNOUNCED
+    from chalicelib.store.models import IncidentItem, TimelineItem, bind
+
+    cfg = bind(cfg or settings())
+    clock = time.time() if now is None else now
+    sent = 0
+    for entry in TimelineItem.unannounced_index.query(
+        UNANNOUNCED, TimelineItem.opened_at <= clock - grace_seconds, limit=limit
+    ):
+        try:
+            incident = IncidentItem.get(entry.pk, "meta", consistent_read=True)
+        except IncidentItem.DoesNotExist:
+            _announced(entry)
+            continue
+        logger.warning("outbound event relayed from the timeline", extra={"incident_id": incident.id, "sk": entry.sk})
+        sent += emit(incident, entry, cfg)
+    return sent
 
 
 def emit_event(
@@ -162,17 +211,20 @@ def emit_event(
         logger.exception("outbound event not built; the write stands", extra={"event": event_type, "key": key})
         count(ENQUEUE_FAILED)
         return 0
-    if not _send_or_park(bodies, evt, cfg):
+    if _send_or_park(bodies, evt, cfg) != SENT:
         return 0
     count(ENQUEUED, len(bodies))
     return len(bodies)
 
 
-def _send_or_park(bodies: list[str], evt: str, cfg: Settings) -> bool:
-    """Enqueue; if SQS refuses, keep the messages in DynamoDB for the sweeper. True if enqueued now."""
+SENT, PARKED, LOST = "sent", "parked", "lost"
+
+
+def _send_or_park(bodies: list[str], evt: str, cfg: Settings) -> str:
+    """Enqueue; if SQS refuses, keep the messages in DynamoDB for the sweeper. SENT, PARKED or LOST."""
     try:
         _send(bodies, cfg)
-        return True
+        return SENT
     except Exception:
         count(ENQUEUE_FAILED)
         try:
@@ -184,10 +236,10 @@ def _send_or_park(bodies: list[str], evt: str, cfg: Settings) -> bool:
                 PARKED_PK, f"{int(now * 1000):013d}#{evt}", bodies=bodies, expires=int(now) + PARKED_DAYS * 86400
             ).save()
         except Exception:
-            logger.exception("outbound event lost: SQS and DynamoDB both refused it", extra={"event_id": evt})
-            return False
+            logger.exception("outbound event not queued: SQS and DynamoDB both refused it", extra={"event_id": evt})
+            return LOST
         logger.warning("outbound enqueue failed; parked for the sweeper", extra={"event_id": evt}, exc_info=True)
-        return False
+        return PARKED
 
 
 def retry_parked(cfg: Settings | None = None, *, now: float | None = None, limit: int = 100) -> int:

@@ -185,14 +185,24 @@ class IncidentItem(_IncidentBase):
     version = VersionAttribute()
 
 
+class UnannouncedIndex(_OpenIndex):
+    """The `open-incidents` index read as timeline entries whose outbound event is not yet queued
+    (hash key "announce", range key the entry's time): the outbox the sweeper relays from."""
+
+
 class TimelineItem(_IncidentBase):
-    """One append-only timeline entry (pk `incident#<id>`, sk `t#<ms>#<nonce>`)."""
+    """One append-only timeline entry (pk `incident#<id>`, sk `t#<ms>#<nonce>`). An entry that is an
+    outbound event is written with `open_shard = "announce"` (in the same write as the fact), removed
+    once its event is queued: chalicelib/outbound/service.py."""
 
     at = NumberAttribute()
     actor = UnicodeAttribute()
     action = UnicodeAttribute()
     channel = UnicodeAttribute()
     detail = UnicodeAttribute(null=True)
+    open_shard = UnicodeAttribute(null=True)
+    opened_at = NumberAttribute(null=True)
+    unannounced_index = UnannouncedIndex()
 
 
 class IncidentPointerItem(_IncidentBase):

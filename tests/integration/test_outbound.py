@@ -451,3 +451,79 @@ def _event(messages: list[dict[str, Any]], arn: str) -> dict[str, Any]:
     from klaxon.lambda_sqs import to_event
 
     return to_event(messages, arn)
+
+
+def unannounced() -> list[str]:
+    """Sort keys of the timeline entries still marked unannounced (the outbox), whatever their age."""
+    from chalicelib.outbound.actions import UNANNOUNCED
+    from chalicelib.store.models import TimelineItem
+
+    return [e.sk for e in TimelineItem.unannounced_index.query(UNANNOUNCED)]
+
+
+def test_an_event_whose_writer_died_before_the_enqueue_is_relayed_once_by_the_sweeper(
+    out: Outbound, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The incident is opened and acknowledged, but the process 'dies' right after each write (the
+    enqueue never runs). Both timeline entries carry the outbox mark written with them; the sweeper
+    leaves them alone for a minute (their writer may still be at it), then relays each event once,
+    with the event id the writer would have used; the pages and pings of a live writer are untouched."""
+    from klaxon.stack import lambda_client
+
+    configure(tmp_path, monkeypatch, [{"name": "s", "url": receiver.url("/s"), "format": "slack"}])
+    assert unannounced() == []
+    live = open_incident()  # a writer that lives: its entry is unmarked once queued
+    assert unannounced() == []
+    out.pump()
+    monkeypatch.setattr(incidents, "_announce", lambda incident, entry: None)  # dies after each write
+    incident_id = run_lifecycle_until_acknowledged()
+    marked = unannounced()
+    entries = {e.sk: e.action for e in incidents.timeline(incident_id)}
+    assert sorted(entries[sk] for sk in marked) == ["acknowledged", "opened"]
+    assert out.depth(out.url) == 0
+
+    assert outbound.announce_pending() == 0  # within the minute: the writer may still enqueue
+    with lambda_client() as client, monkeypatch.context() as later:  # the deployed sweeper, a minute later
+        later.setattr(time, "time", lambda real=time.time: real() + 61)
+        client.lambda_.invoke("sweeper", client.events.generate_cw_event("Scheduled Event", "", {}, []))
+    assert unannounced() == []
+    out.pump()
+    ids = [h.headers["webhook-id"] for h in receiver.at("/s")]
+    assert sorted(ids.count(outbound.event_id(incident_id, sk)) for sk in marked) == [1, 1]
+    assert ids.count(outbound.event_id(live, next(e.sk for e in incidents.timeline(live)))) == 1
+    assert outbound.announce_pending(now=time.time() + 3600) == 0  # relayed once
+
+
+def run_lifecycle_until_acknowledged() -> str:
+    incident_id = incidents.open_or_update(
+        brand="acme-telecom",
+        playbook="acme-network-outage",
+        severity="sev1",
+        trigger=Trigger(actor="detector", channel="ingest", summary="neg 90/5min, 6x usual", observed=90, ratio=6),
+    ).incident.id
+    incidents.transition(incident_id, incidents.ACKNOWLEDGED, actor="maya-katz", channel="api")
+    return incident_id
+
+
+def test_an_event_neither_queued_nor_parked_stays_marked_until_the_relay_sends_it(
+    out: Outbound, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQS and the parking write both refuse: the entry keeps its mark, and once SQS is back the relay
+    sends the event (where before this the event was logged as lost)."""
+    configure(tmp_path, monkeypatch, [{"name": "s", "url": receiver.url("/s"), "format": "slack"}])
+    monkeypatch.setenv("KLAXON_OUTBOUND_QUEUE_URL", out.url + "-gone")
+    settings.cache_clear()
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise RuntimeError("DynamoDB refused the parking write")
+
+    monkeypatch.setattr(ParkedEventItem, "save", refuse)
+    incident_id = open_incident()
+    assert len(unannounced()) == 1
+    monkeypatch.delenv("KLAXON_OUTBOUND_QUEUE_URL")
+    settings.cache_clear()
+    assert outbound.announce_pending(now=time.time() + 61) == 1
+    out.pump()
+    opened = next(e.sk for e in incidents.timeline(incident_id) if e.action == "opened")
+    assert [h.headers["webhook-id"] for h in receiver.at("/s")] == [outbound.event_id(incident_id, opened)]
+    assert unannounced() == []
