@@ -143,6 +143,9 @@ class Settings:
     outbound_backoff_base_seconds: int = 30
     outbound_backoff_cap_seconds: int = 900
     outbound_max_receives: int = 8
+    # `"links": true` on drafting returns every signer's and approver's approval link to the API key
+    # holder (SECURITY.md); off by default where deployed, since drafting texts each person their own.
+    api_approval_links: bool = True
 
     @property
     def mentions_table(self) -> str:
@@ -193,4 +196,6 @@ def settings() -> Settings:
             0, _int("KLAXON_OUTBOUND_BACKOFF_CAP_SECONDS", Settings.outbound_backoff_cap_seconds)
         ),
         outbound_max_receives=max(1, _int("KLAXON_OUTBOUND_MAX_RECEIVES", Settings.outbound_max_receives)),
+        api_approval_links=env("KLAXON_API_APPROVAL_LINKS", "0" if deployed() else "1").strip().lower()
+        in ("1", "true", "yes", "on"),
     )

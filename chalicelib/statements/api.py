@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chalicelib.config import settings
 from chalicelib.incidents import service as incidents
 from chalicelib.playbooks.loader import PlaybookError
 from chalicelib.statements import service, web
@@ -63,6 +64,14 @@ def draft_request(incident_id: str, body: Any, *, actor: str, now: float | None 
     except ValidationError as exc:
         first = exc.errors()[0]
         return ApiResult(422, {"error": f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"})
+    if request.links and not settings().api_approval_links:  # refused before anything is drafted
+        return ApiResult(
+            403,
+            {
+                "error": "this deployment does not return approval links through the API "
+                "(KLAXON_API_APPROVAL_LINKS is off): drafting texts each signer and approver their own link"
+            },
+        )
     try:
         drafts = service.draft_statements(incident_id, request.facts, request.languages, actor=actor, now=now)
     except incidents.IncidentNotFound:

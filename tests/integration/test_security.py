@@ -558,6 +558,30 @@ def test_the_staff_api_refuses_a_missing_wrong_or_misplaced_key(sec: Sec) -> Non
     assert sec.env.client.http.get("/incidents", headers={"X-API-KEY": key}).status_code == 200
 
 
+def test_a_deployment_without_api_approval_links_refuses_them_before_drafting(
+    sec: Sec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where `"links": true` is off (the deployed default), the API key cannot collect every approver's
+    link: the request is refused with the reason and drafts nothing; drafting without it still works."""
+    monkeypatch.setenv("KLAXON_API_APPROVAL_LINKS", "0")
+    settings.cache_clear()
+    opened = incidents.open_or_update(
+        brand="golden-foods",
+        playbook="golden-product-recall",
+        severity="sev1",
+        trigger=incidents.Trigger(actor="detector", channel="ingest", summary="neg 90/5min, 6x usual"),
+    ).incident
+    before = sec.state()
+    refused = sec.staff("POST", f"/incidents/{opened.id}/statements", {"facts": FACTS, "links": True})
+    assert refused.status_code == 403 and "texts each signer and approver their own link" in reason(refused)
+    assert_unchanged(before, sec.state())
+    assert statements.languages(opened.id) == []
+    drafted_now = sec.staff("POST", f"/incidents/{opened.id}/statements", {"facts": FACTS})
+    assert drafted_now.status_code == 201 and "links" not in json.loads(drafted_now.body)
+    monkeypatch.delenv("KLAXON_API_APPROVAL_LINKS")
+    settings.cache_clear()  # the cached settings would outlive the environment
+
+
 # ---------------------------------------------------------------- nothing pages a number outside the roster
 
 
