@@ -139,9 +139,9 @@ def _retention(cfg: Settings) -> int:
 
 
 def prefetch(brand: str, mentions: list[Mention], cfg: Settings | None = None) -> dict[str, Any]:
-    """Everything `enqueue` reads for these mentions, in four BatchGetItem calls instead of up to six
-    reads per mention: sort key -> item (None when absent). `enqueue` takes each key out as it uses it,
-    so a key two mentions share is read afresh by the second (after the first may have changed it)."""
+    """Everything a group's plan reads for these mentions, in four BatchGetItem calls instead of up to
+    six reads per mention: sort key -> item (None when absent). `_plan` applies the group's own changes
+    on top, so a key two mentions share is seen by the second as the first left it."""
     bind(cfg or settings())
     pk = entry_pk(brand)
     cache: dict[str, Any] = {}
@@ -177,8 +177,8 @@ def enqueue(
 
 
 _MENTIONS_PER_TRANSACTION = 16
-_BATCH_ROUNDS = 5
 """At most five writes per mention (member, entry, two pointers, thread): 80 of DynamoDB's 100."""
+_BATCH_ROUNDS = 5
 
 
 @dataclass
@@ -189,7 +189,9 @@ class _Plan:
     outcomes: list[Enqueued]
     members: dict[str, str]  # member sort key -> entry id
     new_entries: dict[str, TriageEntryItem]  # entry id -> the entry as created (and joined) in this plan
-    joined: dict[str, tuple[TriageEntryItem, dict[str, Any]]]  # entry id -> (entry as read, changes)
+    joined: dict[str, tuple[TriageEntryItem, TriageEntryItem, dict[str, Any]]]
+    """entry id -> (the entry as read: its version is the write's condition, a working copy with the
+    plan's joins applied, the attributes those joins changed)"""
     pointers: dict[str, tuple[str, str | None]]  # sort key -> (entry id, entry id it named when read)
     threads: dict[str, tuple[Any, int]]  # sort key -> (thread as read or None, replies added)
 
@@ -212,7 +214,7 @@ def _plan(
         if entry_id in plan.new_entries:
             return plan.new_entries[entry_id]
         if entry_id in plan.joined:
-            return plan.joined[entry_id][0]
+            return plan.joined[entry_id][1]
         return _live(cache.get(f"e#{entry_id}"), clock)
 
     def pointer_view(sk: str) -> str | None:
@@ -231,10 +233,10 @@ def _plan(
             plan.outcomes.append(Enqueued("duplicate", member.entry_id))
             continue
         thread_sk = f"thr#{mention.platform}#{mention.reply_to}" if mention.reply_to else None
-        replies = 0
-        if thread_sk:
-            read, added = plan.threads.get(thread_sk, (_live(cache.get(thread_sk), clock), 0))
-            replies = (int(read.replies) if read is not None else 0) + added
+        thread_read, thread_added = (
+            plan.threads.get(thread_sk, (_live(cache.get(thread_sk), clock), 0)) if thread_sk else (None, 0)
+        )
+        replies = (int(thread_read.replies) if thread_read is not None else 0) + thread_added
         result = triage_rules.triage(mention, rules, thread_replies=replies)
         named = {sk: pointer_view(sk) for sk in _pointer_keys(mention)}
         open_ids = {
@@ -248,18 +250,15 @@ def _plan(
             )
             outcome = "new"
         else:
-            if entry_id in plan.new_entries:
-                target, changes = plan.new_entries[entry_id], None
-            else:
-                target, changes = plan.joined.get(entry_id, (entry_view(entry_id), {}))
-            # Applied to a copy: the entry as read keeps the version the write is conditional on.
-            current = target if changes is None else _with(target, changes)
-            step = _join_changes(current, mention, result, clock, expires)
-            if changes is None:
-                for name, value in step.items():
-                    setattr(target, name, value)
-            else:
-                plan.joined[entry_id] = (target, {**changes, **step})
+            if entry_id not in plan.new_entries and entry_id not in plan.joined:
+                read_entry = entry_view(entry_id)
+                plan.joined[entry_id] = (read_entry, _copy(read_entry), {})
+            working = entry_view(entry_id)
+            step = _join_changes(working, mention, result, clock, expires)
+            for name, value in step.items():
+                setattr(working, name, value)
+            if entry_id in plan.joined:
+                plan.joined[entry_id][2].update(step)
             outcome = "joined"
         for sk, was in named.items():
             if was is not None and was != entry_id and was in open_ids:
@@ -269,20 +268,16 @@ def _plan(
                 continue  # already ours
             plan.pointers[sk] = (entry_id, plan.pointers[sk][1] if sk in plan.pointers else was)
         if thread_sk:
-            read, added = plan.threads.get(thread_sk, (_live(cache.get(thread_sk), clock), 0))
-            plan.threads[thread_sk] = (read, added + 1)
+            plan.threads[thread_sk] = (thread_read, thread_added + 1)
         plan.members[member_sk] = entry_id
         plan.outcomes.append(Enqueued(outcome, entry_id, result))
     return plan
 
 
-def _with(entry: TriageEntryItem, changes: dict[str, Any]) -> TriageEntryItem:
-    clone = TriageEntryItem(
+def _copy(entry: TriageEntryItem) -> TriageEntryItem:
+    return TriageEntryItem(
         entry.pk, entry.sk, **{k: v for k, v in entry.attribute_values.items() if k not in ("pk", "sk")}
     )
-    for name, value in changes.items():
-        setattr(clone, name, value)
-    return clone
 
 
 def _write(plan: _Plan, pk: str, clock: float, expires: int) -> None:
@@ -295,7 +290,7 @@ def _write(plan: _Plan, pk: str, clock: float, expires: int) -> None:
             )
         for entry in plan.new_entries.values():
             tx.save(entry, condition=TriageEntryItem.pk.does_not_exist() | (TriageEntryItem.expires < int(clock)))
-        for entry, changes in plan.joined.values():
+        for entry, _working, changes in plan.joined.values():
             tx.update(
                 entry,
                 actions=_set_actions({**changes, "version": int(entry.version) + 1}),
@@ -448,12 +443,6 @@ def _join_changes(entry: TriageEntryItem, mention: Mention, result: Triage, now:
 
 def _set_actions(changes: dict[str, Any]) -> list[Any]:
     return [getattr(TriageEntryItem, name).set(cast(Any, value)) for name, value in changes.items()]
-
-
-def _join_actions(entry: TriageEntryItem, mention: Mention, result: Triage, now: float, expires: int) -> list[Any]:
-    changes = _join_changes(entry, mention, result, now, expires)
-    changes["version"] = int(entry.version) + 1
-    return _set_actions(changes)
 
 
 # --- reading -------------------------------------------------------------------------------------
