@@ -157,10 +157,10 @@ def out(env: Any, monkeypatch: pytest.MonkeyPatch) -> Outbound:
     return Outbound(env, url, dlq_url)
 
 
-def open_incident(**kwargs: Any) -> str:
+def open_incident(brand: str = "golden-foods", playbook: str = "golden-product-recall", **kwargs: Any) -> str:
     return incidents.open_or_update(
-        brand="golden-foods",
-        playbook="golden-product-recall",
+        brand=brand,
+        playbook=playbook,
         severity="sev1",
         trigger=Trigger(actor="detector", channel="ingest", summary="neg 90/5min, 6x usual", observed=90, ratio=6),
         **kwargs,
@@ -495,12 +495,7 @@ def test_an_event_whose_writer_died_before_the_enqueue_is_relayed_once_by_the_sw
 
 
 def run_lifecycle_until_acknowledged() -> str:
-    incident_id = incidents.open_or_update(
-        brand="acme-telecom",
-        playbook="acme-network-outage",
-        severity="sev1",
-        trigger=Trigger(actor="detector", channel="ingest", summary="neg 90/5min, 6x usual", observed=90, ratio=6),
-    ).incident.id
+    incident_id = open_incident("acme-telecom", "acme-network-outage")
     incidents.transition(incident_id, incidents.ACKNOWLEDGED, actor="maya-katz", channel="api")
     return incident_id
 
