@@ -21,6 +21,7 @@ if os.environ.get("LAMBDA_TASK_ROOT"):  # in Lambda, not while `chalice package`
 # nothing else (bench/coldstart.py). Staff, SMS, ingest and sweeper handlers import their domain
 # modules on first use, which their first invocation pays once per container.
 from chalicelib.ingest import webhooks  # noqa: E402  (after the secrets: modules may read configuration)
+from chalicelib.ingest.queue import INGEST_BATCH_SIZE, INGEST_BATCH_WINDOW_SECONDS  # noqa: E402
 from chalicelib.observability import logger, middleware, tracer  # noqa: E402
 
 app = Chalice(app_name="klaxon")
@@ -388,9 +389,14 @@ def sweeper(event: Any) -> None:
     logger.info("outbound events relayed from the timeline", extra={"sent": announce_pending()})
 
 
-@app.on_sqs_message(queue=settings().queue_name, batch_size=10, name="ingest")
+@app.on_sqs_message(
+    queue=settings().queue_name,
+    batch_size=INGEST_BATCH_SIZE,
+    maximum_batching_window_in_seconds=INGEST_BATCH_WINDOW_SECONDS,
+    name="ingest",
+)
 def ingest(event: Any) -> dict[str, Any]:
-    """Mentions from the webhooks, ten at a time; failed records are retried alone (batchItemFailures)."""
+    """Mentions from the webhooks, up to 100 at a time; failed records are retried alone (batchItemFailures)."""
     from chalicelib import flows
 
     summary = flows.ingest_batch(event.to_dict())

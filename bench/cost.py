@@ -148,7 +148,8 @@ def _per_million(fig: dict[str, Any], price: dict[str, float], a: dict[str, floa
     write_units = fig["wcu_total"] * scale + detector_wcu
     read_units = reads * scale + invocations * fig["brands"]  # + the detector state read per brand per batch
     ingest_seconds = (fig["handler_cpu_seconds"] + (writes + reads) * a["dynamodb_request_ms"] / 1000) * scale
-    sqs_requests = webhooks + 2 * invocations  # SendMessage per webhook; Receive + DeleteBatch per batch
+    # SendMessage per webhook; per batch, a Receive and a DeleteMessageBatch per 10 messages (SQS's limit)
+    sqs_requests = webhooks + 2 * max(invocations, 1_000_000 / 10)
     log_gb = (webhooks + invocations) * a["log_bytes_per_invocation"] / 1e9
     storage_gb = 1_000_000 * a["mention_item_bytes"] / 1e9 * a["retention_days"] / 30
     rows = [

@@ -1,6 +1,6 @@
 """Ingest cost: DynamoDB write capacity per mention and handler CPU per mention.
 
-    python -m bench.ingest [--mentions 10000] [--batch-size 10]
+    python -m bench.ingest [--mentions 10000] [--batch-size 100]
 
 Replays N mentions through the real SQS queue and the ingest handler against a moto server
 started here, records every DynamoDB write request the handler makes, and prices each one
@@ -26,6 +26,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from chalicelib.ingest.queue import INGEST_BATCH_SIZE, INGEST_BATCH_WINDOW_SECONDS
 
 LANGS_TEXT = {
     "en": [
@@ -98,7 +100,9 @@ def build_mentions(n: int, brands: list[str], seed: int = 7) -> list[Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mentions", type=int, default=10_000)
-    parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument(
+        "--batch-size", type=int, default=INGEST_BATCH_SIZE, help="messages per invocation (the deployed mapping's)"
+    )
     parser.add_argument("--brands", type=int, default=1, help="brands the stream is spread over")
     parser.add_argument("--json", type=Path, help="also write the measured figures here (bench/cost.py reads them)")
     args = parser.parse_args(argv)
@@ -117,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
     from chalicelib.ingest.queue import enqueue, sqs_client
     from chalicelib.store.models import CounterItem, on_dynamodb
     from klaxon import stack as local_stack
-    from klaxon.lambda_sqs import queue_arn, receive, to_event
+    from klaxon.lambda_sqs import gather, queue_arn, to_event
 
     queue_url, _ = local_stack.provision()
     sqs = sqs_client()
@@ -125,9 +129,11 @@ def _run(args: argparse.Namespace) -> int:
     mentions = build_mentions(args.mentions, brands)
     # A tenth of the stream arrives twice, as platform retries do: priced, never counted twice.
     replays = mentions[::10]
-    # Fed to the queue in slices: moto's SQS slows down quadratically with queue depth.
+    # Fed to the queue a slice at a time, kept at least one batch deep so that each invocation gets a
+    # full batch (the mapping's window would otherwise be waited out on every short batch).
     stream = mentions + replays
     slices = [stream[i : i + 40] for i in range(0, len(stream), 40)]
+    queued = 0
     arn = queue_arn(sqs, queue_url)
 
     writes: list[tuple[str, int, float | None]] = []  # (operation, WCU by the rules, moto's figure)
@@ -177,13 +183,15 @@ def _run(args: argparse.Namespace) -> int:
     with local_stack.lambda_client() as lambda_client:
         idle = 0
         while idle < 2:
-            messages = receive(sqs, queue_url, max_messages=args.batch_size)
+            while slices and queued < args.batch_size:
+                queued += enqueue(slices.pop(0))
+            messages = gather(
+                sqs, queue_url, batch_size=args.batch_size, window_seconds=INGEST_BATCH_WINDOW_SECONDS, wait_seconds=0
+            )
             if not messages:
-                if slices:
-                    enqueue(slices.pop(0))
-                    continue
                 idle += 1
                 continue
+            queued -= len(messages)
             idle = 0
             event = to_event(messages, arn)
             bodies.extend(m["Body"] for m in messages)

@@ -34,6 +34,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 BRAND = "acme-telecom"
@@ -63,6 +64,7 @@ class SenderResult:
     abandoned: int = 0  # mentions in deliveries refused on every attempt
     first: float = 0.0  # wall time of the first and last send (process start-up excluded)
     last: float = 0.0
+    cpu: float = 0.0  # CPU seconds this sender spent sending (signing, JSON, HTTP)
 
 
 class _Poster:
@@ -123,6 +125,7 @@ def sender(
     rng = random.Random(seed)
     poster = _Poster(port)
     out = SenderResult()
+    cpu_start = time.process_time()
     start = time.perf_counter()
     out.first = time.time()
     next_id = first_id
@@ -161,6 +164,7 @@ def sender(
             except (OSError, http.client.HTTPException):
                 out.errors += 1
     out.last = time.time()
+    out.cpu = time.process_time() - cpu_start
     return out
 
 
@@ -209,7 +213,8 @@ def _poller_main(queue_url: str, stop: Any, stats_queue: Any) -> None:
 
     from chalicelib import sentiment
     from chalicelib.config import settings
-    from klaxon.lambda_sqs import DeliveryStats, deliver, queue_arn, receive
+    from chalicelib.ingest.queue import INGEST_BATCH_SIZE, INGEST_BATCH_WINDOW_SECONDS
+    from klaxon.lambda_sqs import DeliveryStats, deliver, gather, queue_arn
     from klaxon.stack import lambda_client
 
     cfg = settings()
@@ -224,7 +229,9 @@ def _poller_main(queue_url: str, stop: Any, stats_queue: Any) -> None:
         stats_queue.put("ready")
         while not stop.is_set():
             try:
-                messages = receive(sqs, queue_url, max_messages=10, wait_seconds=1)
+                messages = gather(
+                    sqs, queue_url, batch_size=INGEST_BATCH_SIZE, window_seconds=INGEST_BATCH_WINDOW_SECONDS
+                )
                 deliver(sqs, queue_url, arn, lambda event: client.lambda_.invoke("ingest", event), messages, stats)
             except Exception as exc:  # noqa: BLE001 - keep polling, as Lambda would
                 print(f"poller: {exc}", file=sys.stderr)
@@ -349,6 +356,7 @@ def _merge(results: list[SenderResult]) -> SenderResult:
         out.retries += r.retries
         out.errors += r.errors
         out.abandoned += r.abandoned
+        out.cpu += r.cpu
     return out
 
 
@@ -359,6 +367,71 @@ def _queue_depth(url: str) -> int:
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, read from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuShares:
+    """CPU seconds per part of the stack over one phase: where each mention's cost goes."""
+
+    moto: float
+    routes: float  # the bench's own process: the Chalice routes' threads (and the counters watcher)
+    ingest: float
+    senders: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.moto + self.routes + self.ingest + self.senders
+
+
+def cpu_snapshot(moto_pid: int, poller_pids: list[int]) -> CpuShares:
+    return CpuShares(
+        moto=process_cpu(moto_pid), routes=time.process_time(), ingest=sum(process_cpu(p) for p in poller_pids)
+    )
+
+
+def cpu_spent(before: CpuShares, after: CpuShares, senders: float) -> CpuShares:
+    return CpuShares(
+        moto=after.moto - before.moto, routes=after.routes - before.routes, ingest=after.ingest - before.ingest,
+        senders=senders,
+    )
+
+
+def queue_hop_cost(moto_pid: int, queue_url: str, n: int, per_webhook: int) -> float:
+    """moto CPU seconds per message for the queue hop alone, done as Klaxon does it: a SendMessageBatch
+    of `per_webhook` messages per webhook, receives of 10, a DeleteMessageBatch per receive. Nothing
+    else runs meanwhile. This is the floor of moto's cost per mention before any DynamoDB work."""
+    from chalicelib.ingest.queue import sqs_client
+
+    sqs = sqs_client()
+    body = json.dumps({"text": TEXTS[0], "pad": "x" * 300})
+    before = process_cpu(moto_pid)
+    for start in range(0, n, per_webhook):
+        count = min(per_webhook, n - start)
+        sqs.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body} for i in range(count)]
+        )
+    received = 0
+    while received < n:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        if not messages:
+            break
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+        )
+        received += len(messages)
+    return (process_cpu(moto_pid) - before) / max(received, 1)
 
 
 def ceiling(n: int, min_seconds: float = 2.0) -> tuple[int, float]:
@@ -427,6 +500,8 @@ def run(args: argparse.Namespace) -> Report:
             f"load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} [2-core machine shared]")
 
         # Steady phase: as fast as the routes answer.
+        moto_pid, poller_pids = stack.processes[0].pid, [p.pid for p in pollers if p.pid is not None]
+        cpu_before = cpu_snapshot(moto_pid, poller_pids)
         results, t_start, t_end = _run_senders(
             stack.http_port, secret, args.senders, 2_000_000_000_000, seconds=args.duration,
             per_webhook=args.per_webhook, retry_share=args.retry_share,
@@ -434,6 +509,7 @@ def run(args: argparse.Namespace) -> Report:
         steady = _merge(results)
         accepted = sum(n for _, n in steady.accepted)
         drained_at = watcher.wait_for(accepted, timeout=args.drain_timeout)
+        steady_cpu = cpu_spent(cpu_before, cpu_snapshot(moto_pid, poller_pids), steady.cpu)
         e2e_seconds = (drained_at or time.time()) - t_start
         lags = watcher.lags(steady.accepted, 0)
         say(f"steady ({t_end - t_start:.1f} s of sending):")
@@ -449,6 +525,10 @@ def run(args: argparse.Namespace) -> Report:
         e2e_rate = accepted / e2e_seconds
         say(f"  end to end: {accepted} mentions counted {e2e_seconds:.1f} s after the first webhook = "
             f"{e2e_rate:.0f} mentions/s")
+        per = 1000 / max(accepted, 1)
+        say(f"  CPU per mention, first webhook to counted: {steady_cpu.total * per:.1f} ms = "
+            f"moto {steady_cpu.moto * per:.1f} (DynamoDB + SQS) + routes {steady_cpu.routes * per:.1f} "
+            f"+ ingest {steady_cpu.ingest * per:.1f} + senders {steady_cpu.senders * per:.1f}")
 
         # Burst phase: paced, new mentions.
         burst_accepted = 0
@@ -497,11 +577,24 @@ def run(args: argparse.Namespace) -> Report:
 
         # The ceiling: raw batch writes of as many items as the steady phase accepted.
         n = max(accepted, 1)
+        moto_before = process_cpu(moto_pid)
         written, seconds = ceiling(n)
+        ceiling_moto = (process_cpu(moto_pid) - moto_before) / written
         ceiling_rate = written / seconds
         say(f"ceiling: PynamoDB batch_write of {n} items ({written // n} round(s)) to the same moto server, "
-            f"nothing else running: {written / seconds:.0f} items/s")
+            f"nothing else running: {written / seconds:.0f} items/s, moto CPU {ceiling_moto * 1000:.2f} ms per item")
         say(f"  Klaxon end to end = {e2e_rate / ceiling_rate:.2f}x the ceiling (target >= 0.5x)")
+        # Why, in two measured bounds (docs/reliability.md): moto is one process, so it serves at most one
+        # core; and all of the stack shares this machine's cores.
+        hop = queue_hop_cost(moto_pid, stack.queue_url, min(n, 2000), args.per_webhook)
+        cores = os.cpu_count() or 1
+        say(f"  bound 1, the queue hop alone (SendMessageBatch of {args.per_webhook} per webhook, receive and "
+            f"delete by 10) costs moto {hop * 1000:.2f} ms per mention: at most {1 / hop:.0f} mentions/s "
+            f"= {1 / hop / ceiling_rate:.2f}x the ceiling with no DynamoDB work at all")
+        say(f"  bound 2, 0.5x the ceiling = {ceiling_rate / 2:.0f} mentions/s leaves "
+            f"{cores * 2000 / ceiling_rate:.2f} ms of CPU per mention on {cores} cores for everything "
+            f"(senders, routes, moto, ingest); measured {steady_cpu.total * per:.1f} ms, "
+            f"{(steady_cpu.total - steady_cpu.senders) * per:.1f} ms without the senders")
     load_end = os.getloadavg()
     say(f"load average at the end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
     return Report(

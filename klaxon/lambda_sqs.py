@@ -7,6 +7,7 @@ rest to reappear after the visibility timeout. If the handler raises, nothing is
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,28 @@ def receive(client: Any, url: str, *, max_messages: int = 10, wait_seconds: int 
         MessageAttributeNames=["All"],
     )
     return list(response.get("Messages", []))
+
+
+def gather(
+    client: Any, url: str, *, batch_size: int = 10, window_seconds: float = 0.0, wait_seconds: int = 1
+) -> list[dict[str, Any]]:
+    """One invocation's batch, as the event source mapping builds it: long-poll for the first messages,
+    then, with a batching window, keep receiving (10 at most per call, SQS's limit) until `batch_size`
+    messages are in hand or `window_seconds` have passed since the first arrived."""
+    messages = receive(client, url, max_messages=min(10, batch_size), wait_seconds=wait_seconds)
+    if not messages or window_seconds <= 0:
+        return messages
+    deadline = time.monotonic() + window_seconds
+    while len(messages) < batch_size:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        more = receive(client, url, max_messages=min(10, batch_size - len(messages)), wait_seconds=int(left >= 1))
+        if more:
+            messages += more
+        elif left < 1:
+            time.sleep(min(0.05, left))  # a short poll found nothing: do not spin on the queue
+    return messages
 
 
 def deliver(

@@ -215,9 +215,11 @@ def lambda_client() -> Any:
 
 def _poll(stack: Stack, queue_url: str | None = None, function: str = "ingest") -> None:
     """An SQS event source mapping: long-poll `queue_url` and invoke `function` with each batch."""
-    from chalicelib.ingest.queue import sqs_client
-    from klaxon.lambda_sqs import DeliveryStats, deliver, queue_arn, receive
+    from chalicelib.ingest.queue import INGEST_BATCH_SIZE, INGEST_BATCH_WINDOW_SECONDS, sqs_client
+    from klaxon.lambda_sqs import DeliveryStats, deliver, gather, queue_arn
 
+    # The event source mappings' settings (app.py): ingest gathers up to 100 within a second.
+    batch_size, window = (INGEST_BATCH_SIZE, INGEST_BATCH_WINDOW_SECONDS) if function == "ingest" else (10, 0)
     url = queue_url or stack.queue_url
     sqs = sqs_client()
     arn = queue_arn(sqs, url)
@@ -225,7 +227,7 @@ def _poll(stack: Stack, queue_url: str | None = None, function: str = "ingest") 
     with lambda_client() as chalice_client:
         while not stack.stopping.is_set():
             try:
-                messages = receive(sqs, url, max_messages=10, wait_seconds=1)
+                messages = gather(sqs, url, batch_size=batch_size, window_seconds=window)
                 deliver(sqs, url, arn, lambda m: chalice_client.lambda_.invoke(function, m), messages, stats)
             except Exception as exc:  # keep polling through a moto hiccup, like Lambda would
                 print(f"poller ({function}): {exc}", file=sys.stderr)

@@ -233,3 +233,32 @@ def test_concurrent_takeover_never_double_counts(env: Any) -> None:
         on_dynamodb("before-call.dynamodb", stall_before_commit, remove=True)
     assert getattr(raised.value, "cause_response_code", None) == "TransactionCanceledException"
     assert counted() == expected_totals(items)
+
+
+def test_deployed_batch_size_gathers_up_to_a_hundred_within_the_window_and_counts_once(env: Any) -> None:
+    """The ingest event source mapping (app.py): up to 100 messages per invocation, gathered for at
+    most INGEST_BATCH_WINDOW_SECONDS once the first arrives; a full batch does not wait."""
+    import time
+
+    from chalicelib.ingest.queue import INGEST_BATCH_SIZE, INGEST_BATCH_WINDOW_SECONDS
+    from klaxon.lambda_sqs import DeliveryStats, gather
+
+    assert INGEST_BATCH_SIZE == 100
+    items = mentions(130)
+    enqueue(items)
+    enqueue(items[:10])  # a webhook retry: ten of them queued twice
+    arn = queue_arn(env.sqs, env.queue_url)
+    stats = DeliveryStats()
+    sizes, waits = [], []
+    while True:
+        started = time.monotonic()
+        batch = gather(env.sqs, env.queue_url, batch_size=INGEST_BATCH_SIZE, window_seconds=INGEST_BATCH_WINDOW_SECONDS)
+        if not batch:
+            break
+        waits.append(time.monotonic() - started)
+        sizes.append(len(batch))
+        deliver(env.sqs, env.queue_url, arn, env.invoke_ingest, batch, stats)
+    assert sizes == [100, 40]
+    assert waits[1] >= INGEST_BATCH_WINDOW_SECONDS  # a short batch waited out the window for more
+    assert (stats.received, stats.deleted, stats.failed, stats.errors) == (140, 140, 0, 0)
+    assert counted() == expected_totals(items)

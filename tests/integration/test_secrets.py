@@ -43,11 +43,16 @@ def prefix(env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     ssm.put_parameter(Name=f"{path}/KLAXON_META_APP_SECRET", Value=config.PLACEHOLDER, Type="String")
     ssm.put_parameter(Name=f"{path}/KLAXON_TABLE_PREFIX", Value="hijacked", Type="String")
     ssm.put_parameter(Name=f"{path}/KLAXON_OUTBOUND_SECRET_OPS", Value="whsec_b3Bz", Type="SecureString")
-    for name in (*SECRET_NAMES, "KLAXON_OUTBOUND_SECRET_OPS"):  # monkeypatch restores the shell's values
+    # load_secrets() writes os.environ itself, which monkeypatch does not see: restore the whole
+    # environment afterwards, or the SSM values leak into every later test in this process.
+    saved = dict(os.environ)
+    for name in (*SECRET_NAMES, "KLAXON_OUTBOUND_SECRET_OPS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(config.SECRETS_PREFIX_VAR, path)
     settings.cache_clear()
     yield path
+    os.environ.clear()
+    os.environ.update(saved)
     settings.cache_clear()
 
 
