@@ -57,6 +57,15 @@ def ingest_batch(event: dict[str, Any], now: float | None = None) -> IngestSumma
     from chalicelib.triage.service import triage_batch
 
     triaged = triage_batch([*result.counted, *result.already_counted], playbooks, now=now)
+    if triaged.contended:
+        # Posts that kept losing the race for a hot triage entry (a copy campaign, many invocations at
+        # once): only their records go back to SQS, to be triaged again (as duplicates for counting),
+        # not the whole batch.
+        from chalicelib.ingest.pipeline import with_failures
+
+        keys = dict.fromkeys(m.key for m in triaged.contended)
+        response = with_failures(response, [i for key in keys for i in result.message_ids.get(key, [])])
+        logger.warning("triage contended, records retried", extra={"mentions": len(keys)})
     count(MENTIONS_INGESTED, len(result.counted))
     count(DUPLICATES, result.duplicates)
     count(ALARMS, len(raised))
@@ -64,7 +73,7 @@ def ingest_batch(event: dict[str, Any], now: float | None = None) -> IngestSumma
         response=response,
         counted=len(result.counted),
         duplicates=result.duplicates,
-        failed=result.failed,
+        failed=len(response["batchItemFailures"]),
         alarms=[f"{a.brand}: {a.alarm.explain()}" for a in raised],
         incidents=[(o.incident.id, o.created) for o in opened],
         queued=triaged.queued + triaged.joined,

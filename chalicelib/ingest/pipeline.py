@@ -92,6 +92,20 @@ class BatchResult:
     touched: set[tuple[str, int]] = field(default_factory=set)
     """(brand, minute) of every mention handled, duplicates included: a redelivered batch whose first
     invocation died after counting must still feed the detector (its alarm may never have been acted on)."""
+    message_ids: dict[str, list[str]] = field(default_factory=dict)
+    """Mention key -> the SQS message ids that carried it (counted or duplicate): the records to hand
+    back to SQS when later work on that mention (triage) has to be retried."""
+
+
+def with_failures(response: dict[str, Any], message_ids: list[str]) -> dict[str, Any]:
+    """`response` with these records also reported failed (`batchItemFailures`), each once."""
+    failures = list(response.get("batchItemFailures") or [])
+    listed = {f["itemIdentifier"] for f in failures}
+    for message_id in message_ids:
+        if message_id not in listed:
+            failures.append({"itemIdentifier": message_id})
+            listed.add(message_id)
+    return {**response, "batchItemFailures": failures}
 
 
 def _new_token() -> str:
@@ -229,6 +243,7 @@ def process_batch(
     duplicates = 0
     already: list[Mention] = []
     touched: set[tuple[str, int]] = set()
+    message_ids: dict[str, list[str]] = {}
 
     def chunk_for(mention: Mention) -> Chunk:
         current = chunks[-1]
@@ -244,6 +259,7 @@ def process_batch(
             raise BadRecord(errors[record.message_id])
         mention = classified[record.message_id]
         target = chunk_for(mention)
+        message_ids.setdefault(mention.key, []).append(record.message_id)
         if mention.key in seen or not claim(mention, target.token, cfg):
             duplicates += 1
             already.append(mention)
@@ -288,5 +304,6 @@ def process_batch(
         totals=totals,
         already_counted=already,
         touched=touched | set(totals),
+        message_ids=message_ids,
     )
     return response, result

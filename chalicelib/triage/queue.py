@@ -80,7 +80,7 @@ class QueueContended(RuntimeError):
 
 @dataclass(frozen=True)
 class Enqueued:
-    outcome: str  # new | joined | duplicate
+    outcome: str  # new | joined | duplicate | contended (not written: the caller retries it later)
     entry_id: str
     triage: Triage | None = None
 
@@ -173,9 +173,13 @@ def enqueue(
     and `enqueue_many`, which this is for a single post."""
     cfg = bind(cfg or settings())
     clock = time.time() if now is None else now
-    return _enqueue_group([mention], rules, lambda _: target_minutes, clock, cfg)[0]
+    done = _enqueue_group([mention], rules, lambda _: target_minutes, clock, cfg)[0]
+    if done.outcome == CONTENDED:
+        raise QueueContended(f"triage entry for {mention.key} kept changing")
+    return done
 
 
+CONTENDED = "contended"
 _MENTIONS_PER_TRANSACTION = 16
 """At most five writes per mention (member, entry, two pointers, thread): 80 of DynamoDB's 100."""
 _BATCH_ROUNDS = 5
@@ -326,7 +330,9 @@ def enqueue_many(
     """`enqueue` for several mentions of `rules.brand` (in order), one transaction per 16 of them instead
     of one per mention: the same conditions, checked once per item, so the outcome is what `enqueue` one
     by one would give. If another writer changed any of those items meanwhile, the transaction fails
-    whole and the group is read and written again (see `_enqueue_group`).
+    whole and the group is read and written again (see `_enqueue_group`). One outcome per mention, in
+    order; a post that kept losing to other writers comes back `contended`, unwritten, for the caller
+    to retry (the ingest handler hands its record back to SQS).
     `target_minutes(platform)`: the brand's response target."""
     cfg = bind(cfg or settings())
     clock = time.time() if now is None else now
@@ -343,7 +349,7 @@ def _enqueue_group(
     busy copy campaign: every batch joins the same entry), read again and retry the whole group after
     a growing jittered pause, so the hot entry takes one write per batch rather than one per post.
     A group still losing after `_BATCH_ROUNDS` is split into single posts (fewer items to collide on);
-    a single post still losing after `_ROUNDS` raises `QueueContended` and SQS retries the batch."""
+    a single post still losing after `_ROUNDS` comes back `contended`, the others are written."""
     expires = int(clock) + _retention(cfg)
     refresh_before = clock + _retention(cfg) / 2
     rounds = _ROUNDS if len(group) == 1 else _BATCH_ROUNDS
@@ -360,7 +366,7 @@ def _enqueue_group(
                 raise
         time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 5)))
     if len(group) == 1:
-        raise QueueContended(f"triage entry for {group[0].key} kept changing")
+        return [Enqueued(CONTENDED, entry_id_for(rules.brand, group[0]))]
     return [done for m in group for done in _enqueue_group([m], rules, target_minutes, clock, cfg)]
 
 

@@ -40,6 +40,7 @@ class BatchTriage:
     joined: int = 0
     duplicates: int = 0
     entries: list[str] = field(default_factory=list)
+    contended: list[Mention] = field(default_factory=list)  # not queued yet: lost to other writers, retry
 
 
 def triage_batch(
@@ -57,10 +58,13 @@ def triage_batch(
                 waiting.setdefault(brand, []).append(mention)
     for brand, needing in waiting.items():
         targets = effective(file, brand).targets
-        for done in queue.enqueue_many(
+        outcomes = queue.enqueue_many(
             needing, rules_for(brand, playbooks, file), target_minutes=targets.minutes_for, now=clock
-        ):
-            if done.outcome == "duplicate":
+        )
+        for mention, done in zip(needing, outcomes, strict=True):
+            if done.outcome == queue.CONTENDED:
+                out.contended.append(mention)
+            elif done.outcome == "duplicate":
                 out.duplicates += 1
             else:
                 out.queued += done.outcome == "new"

@@ -157,7 +157,8 @@ def test_queue_semantics_and_cost_at_depth(moto_server: int) -> None:
     shallow_send = min(timed(lambda: send(200, "s")) for _ in range(2))
     shallow_drain = timed(lambda: receive_and_delete(400))
     send(3000, "d")
-    deep_send = timed(lambda: send(200, "x"))
-    deep_drain = timed(lambda: receive_and_delete(200))
+    # best of two for every figure: one sample on a shared 2-core machine can be a scheduler stall
+    deep_send = min(timed(lambda: send(200, "x")) for _ in range(2))
+    deep_drain = min(timed(lambda: receive_and_delete(200)) for _ in range(2))
     assert deep_send < shallow_send * 3, (shallow_send, deep_send)
     assert deep_drain < shallow_drain / 2 * 3, (shallow_drain / 2, deep_drain)

@@ -585,3 +585,66 @@ def test_batched_writes_give_what_one_by_one_gives(env: Any, monkeypatch: pytest
     assert {int(e["urgency"]) for e in entries if e["author"].startswith("t")} != {  # the thread mattered
         int(e["urgency"]) for e in entries if e["author"] == "t1"
     }
+
+
+def test_a_post_that_keeps_losing_the_triage_race_fails_alone_and_is_triaged_on_redelivery(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy campaign with many ingest invocations at once: one post's triage transaction keeps losing
+    to other writers. Only that post's record goes back to SQS (batchItemFailures), not the batch of
+    up to 100; its batch-mates are queued and counted once, and the redelivered record, a duplicate for
+    counting, is triaged then."""
+    from pynamodb.exceptions import TransactWriteError
+
+    from chalicelib.counters.service import read_series
+    from klaxon.lambda_sqs import DeliveryStats, deliver, queue_arn, to_event
+
+    now = time.time()
+    posts = [mention(f"r{i}", f"@AcmeTelecom why is {w} down in {w}ville?", minutes_ago=5 - i, handle=f"h{i}", now=now)
+             for i, w in enumerate(["calling", "data", "texting", "roaming", "billing"])]
+    hot = posts[2]
+    real_write = queue._write
+    lost = []
+
+    def others_always_win(plan: Any, *args: Any) -> None:
+        if queue.entry_id_for(BRAND, hot) in {*plan.new_entries, *plan.joined}:
+            # What moto answers when another writer changed an item first: a real cancelled transaction.
+            other_writer = TriageEntryItem(queue.entry_pk(BRAND), "e#" + queue.entry_id_for(BRAND, hot))
+            try:
+                with queue.TransactWrite(connection=queue._conn()) as tx:
+                    tx.condition_check(TriageEntryItem, other_writer.pk, other_writer.sk,
+                                       condition=TriageEntryItem.pk.exists())
+            except TransactWriteError:
+                lost.append(1)
+                raise
+            raise AssertionError("the hot entry must not exist while it keeps losing")
+        real_write(plan, *args)
+
+    monkeypatch.setattr(queue, "_write", others_always_win)
+    enqueue(posts)
+    messages = receive(env.sqs, env.queue_url, max_messages=10)
+    assert len(messages) == len(posts)
+    response = env.invoke_ingest(to_event(messages, queue_arn(env.sqs, env.queue_url))).payload
+    hot_ids = [m["MessageId"] for m in messages if json.loads(m["Body"])["platform_id"] == hot.platform_id]
+    assert response["batchItemFailures"] == [{"itemIdentifier": hot_ids[0]}]
+    assert len(lost) == 5 + 8  # the group's rounds, then the post's own rounds alone
+    assert sorted(e.author for e in queue.list_entries(BRAND)) == ["h0", "h1", "h3", "h4"]
+
+    # Redelivered once the others stop winning: triaged now, counted once in all.
+    monkeypatch.setattr(queue, "_write", real_write)
+    stats = DeliveryStats()
+    for message in messages:
+        if message["MessageId"] in hot_ids:
+            env.sqs.change_message_visibility(
+                QueueUrl=env.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        else:
+            env.sqs.delete_message(QueueUrl=env.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    again = receive(env.sqs, env.queue_url, max_messages=10)
+    assert [m["MessageId"] for m in again] == hot_ids
+    deliver(env.sqs, env.queue_url, queue_arn(env.sqs, env.queue_url), env.invoke_ingest, again, stats)
+    assert (stats.received, stats.deleted, stats.failed) == (1, 1, 0)
+    assert sorted(e.author for e in queue.list_entries(BRAND)) == ["h0", "h1", "h2", "h3", "h4"]
+    start = int(now) // 3600 * 3600 - 3600
+    total = sum(int(p.as_dict()["total"]) for p in read_series(BRAND, start=start, end=start + 3 * 3600, step=3600))
+    assert total == len(posts)
