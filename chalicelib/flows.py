@@ -82,13 +82,15 @@ def ingest_batch(event: dict[str, Any], now: float | None = None) -> IngestSumma
 
 def sweep_triage(now: float | None = None) -> dict[str, int]:
     """The sweeper's triage part: queue entries past their response-time clock breach once each
-    (`triage.breach`), then yesterday's digests that are due go out once per brand (`digest.daily`)."""
+    (`triage.breach`), then yesterday's digests that are due go out once per brand (`digest.daily`);
+    then the events of either whose sweep died before queueing them are relayed (the outbox marks)."""
     from chalicelib.triage import digest, queue
 
     clock = time.time() if now is None else now
     breaches = queue.check_breaches(clock)
     digests = digest.send_due(clock)
-    return {"triage_breaches": len(breaches), "digests": len(digests)}
+    relayed = queue.announce_breaches(clock) + digest.announce_pending(clock)  # the outbox relays
+    return {"triage_breaches": len(breaches), "digests": len(digests), "relayed_messages": relayed}
 
 
 class Refused(ValueError):

@@ -75,7 +75,12 @@ _INCIDENT_KEYS = (
 
 def event_id(incident_id: str, timeline_sk: str) -> str:
     """Stable per fact: the same timeline entry always yields the same id (the Standard Webhooks webhook-id)."""
-    return "evt_" + hashlib.sha256(f"{incident_id}|{timeline_sk}".encode()).hexdigest()[:32]
+    return event_id_for_key(f"{incident_id}|{timeline_sk}")
+
+
+def event_id_for_key(key: str) -> str:
+    """The event id of the fact `key` names (`emit_event`'s key, or incident|timeline entry)."""
+    return "evt_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 SUBSCRIBER_VIEWER = "subscribers"  # who the incident link is signed for: every configured subscriber
@@ -190,17 +195,28 @@ def announce_pending(
 
 
 def emit_event(
-    event_type: str, *, brand: str, key: str, occurred_at: float, data: dict[str, Any], cfg: Settings | None = None
+    event_type: str,
+    *,
+    brand: str,
+    key: str,
+    occurred_at: float,
+    data: dict[str, Any],
+    cfg: Settings | None = None,
+    settled: Callable[[], None] | None = None,
 ) -> int:
     """Enqueue an event that is not an incident timeline entry (triage.breach, digest.daily) for each
     subscriber that wants it; how many. `key` names the fact (e.g. "triage.breach|acme|tq_..."), so a
-    re-emit carries the same event id. Call after the write that recorded the fact; never raises."""
+    re-emit carries the same event id. Call after the write that recorded the fact; never raises.
+    `settled()` runs once nothing is left to do for this event (queued, parked in DynamoDB for
+    `retry_parked`, or wanted by nobody): the writer clears its outbox mark there."""
     try:
         cfg = cfg or settings()
         wanted = [s for s in subscribers(cfg) if s.wants(event_type, brand)]
         if not wanted:
+            if settled:
+                settled()
             return 0
-        evt = "evt_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+        evt = event_id_for_key(key)
         payload = {"brand": brand, **data}
         bodies = [
             Message(event_id=evt, type=event_type, occurred_at=occurred_at, subscriber=s.name, data=payload)
@@ -211,7 +227,10 @@ def emit_event(
         logger.exception("outbound event not built; the write stands", extra={"event": event_type, "key": key})
         count(ENQUEUE_FAILED)
         return 0
-    if _send_or_park(bodies, evt, cfg) != SENT:
+    outcome = _send_or_park(bodies, evt, cfg)
+    if outcome != LOST and settled:
+        settled()
+    if outcome != SENT:
         return 0
     count(ENQUEUED, len(bodies))
     return len(bodies)

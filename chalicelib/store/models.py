@@ -466,11 +466,19 @@ class TriageThreadItem(_IncidentBase):
     expires = NumberAttribute()
 
 
+class DigestAnnounceIndex(_OpenIndex):
+    """The `open-incidents` index read as digests whose event is not queued yet (hash key "digest-announce")."""
+
+
 class DigestItem(_IncidentBase):
-    """A daily digest claimed (and then sent) for one brand and local day."""
+    """A daily digest claimed (and then sent) for one brand and local day. Claimed with
+    `open_shard = "digest-announce"` (an outbox mark), removed once its event is queued or parked."""
 
     sent_at = NumberAttribute()
     expires = NumberAttribute()
+    open_shard = UnicodeAttribute(null=True)
+    announce_at = NumberAttribute(null=True, attr_name="opened_at")
+    announce_index = DigestAnnounceIndex()
 
 
 TRIAGE_MODELS: tuple[type[Model], ...] = (

@@ -4,7 +4,9 @@ how many posts needed a reply, how many were answered within target and the medi
 The day is the brand's local day (`timezone` in config/triage.yaml). The sweeper sends yesterday's
 digest once the brand's local clock passes `digest_hour`, as the outbound event `digest.daily`:
 a conditional put of `digest#<brand>`/`<date>` decides which sweep sends it, so it goes out once
-per brand and day however many sweeps run.
+per brand and day however many sweeps run. That put carries an outbox mark (`open_shard =
+"digest-announce"`), removed once the event is queued or parked; the sweeper relays digests still
+marked after a minute (`announce_pending`), so a sweep dying between the two loses nothing.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PutError, UpdateError
 
 from chalicelib.config import Settings, settings
+from chalicelib.observability import logger
 from chalicelib.store.models import DigestItem, bind
 from chalicelib.triage import config as triage_config
 from chalicelib.triage import queue
 
+ANNOUNCE = "digest-announce"  # open_shard of a claimed digest whose event has not reached SQS yet
 STEP = 900  # counters are summed in 15-minute steps: every real zone offset is a multiple of 15 minutes
 
 
@@ -88,7 +92,6 @@ def brands() -> list[str]:
 def send_due(now: float | None = None, cfg: Settings | None = None) -> list[tuple[str, str]]:
     """Send yesterday's digest for every brand whose local clock has passed its digest hour, once per
     brand and day (conditional put); returns the (brand, date) pairs this call sent."""
-    from chalicelib.outbound import service as outbound
 
     cfg = bind(cfg or settings())
     clock = time.time() if now is None else now
@@ -99,18 +102,49 @@ def send_due(now: float | None = None, cfg: Settings | None = None) -> list[tupl
         if local.hour < own.digest_hour:
             continue
         day = (local.date() - timedelta(days=1)).isoformat()
+        claim = DigestItem(
+            f"digest#{brand}", day, sent_at=clock, expires=int(clock) + 400 * 86400,
+            open_shard=ANNOUNCE, announce_at=clock,
+        )
         try:
-            DigestItem(f"digest#{brand}", day, sent_at=clock, expires=int(clock) + 400 * 86400).save(
-                condition=DigestItem.pk.does_not_exist()
-            )
+            claim.save(condition=DigestItem.pk.does_not_exist())
         except PutError as exc:
             if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
                 raise
             continue  # already sent by this or another sweep
-        report = compute(brand, day, now=clock, cfg=cfg)
-        outbound.emit_event(
-            "digest.daily", brand=brand, key=f"digest.daily|{brand}|{day}", occurred_at=clock,
-            data={"digest": report}, cfg=cfg,
-        )
+        _emit(claim, clock, cfg)
         sent.append((brand, day))
+    return sent
+
+
+def _emit(claim: DigestItem, now: float, cfg: Settings) -> int:
+    from chalicelib.outbound import service as outbound
+
+    brand, day = claim.pk.removeprefix("digest#"), claim.sk
+    report = compute(brand, day, now=now, cfg=cfg)
+    return outbound.emit_event(
+        "digest.daily", brand=brand, key=f"digest.daily|{brand}|{day}", occurred_at=float(claim.sent_at),
+        data={"digest": report}, cfg=cfg, settled=lambda: _announced(claim),
+    )
+
+
+def _announced(claim: DigestItem) -> None:
+    """Take the digest off the outbox; a failure only means the sweeper relays it once more."""
+    try:
+        claim.update(actions=[DigestItem.open_shard.remove()], condition=DigestItem.open_shard == ANNOUNCE)
+    except UpdateError as exc:
+        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+            logger.info("digest not unmarked; the sweeper may send it again", extra={"digest": claim.pk})
+
+
+def announce_pending(now: float | None = None, *, grace_seconds: float = 60, cfg: Settings | None = None) -> int:
+    """The outbox relay (sweeper): emit `digest.daily` for digests claimed more than `grace_seconds` ago
+    whose event never reached SQS (the sweep died, or SQS and DynamoDB both refused); messages queued.
+    The report is computed again (the same day's figures, later answers included)."""
+    cfg = bind(cfg or settings())
+    clock = time.time() if now is None else now
+    sent = 0
+    for claim in DigestItem.announce_index.query(ANNOUNCE, DigestItem.announce_at <= clock - grace_seconds, limit=50):
+        logger.warning("digest relayed", extra={"digest": claim.pk, "day": claim.sk})
+        sent += _emit(claim, clock, cfg)
     return sent

@@ -62,6 +62,11 @@ from chalicelib.triage.models import Triage
 
 OPEN, HANDLED = "open", "handled"
 SHARD = "triage"
+BREACH_ANNOUNCE = "triage-announce"
+"""`open_shard` of a breached entry whose `triage.breach` event has not reached SQS yet: written in the
+same conditional update that records the breach (an outbox), removed once the event is queued or
+parked; the sweeper relays entries still marked (`announce_breaches`), so a crash between the two
+writes cannot lose the event."""
 STATUSES = (OPEN, HANDLED, "all")
 KEEP_KEYS = 10
 TEXT_CHARS = 500
@@ -540,25 +545,30 @@ def mark_handled(
     cfg = bind(cfg or settings())
     clock = time.time() if now is None else now
     entry = get_entry(brand, entry_id, now=clock)
-    if entry.status == HANDLED:
-        return entry, False
-    try:
-        entry.update(
-            actions=[
-                TriageEntryItem.status.set(HANDLED),
-                TriageEntryItem.handled_at.set(clock),
-                TriageEntryItem.handled_by.set(actor[:64]),
-                TriageEntryItem.handled_via.set(via),
-                TriageEntryItem.open_shard.remove(),
-                TriageEntryItem.version.set(int(entry.version) + 1),
-                TriageEntryItem.expires.set(int(clock) + _retention(cfg)),
-            ],
-            condition=TriageEntryItem.status == OPEN,
-        )
-    except UpdateError as exc:
-        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
-            raise
-        return get_entry(brand, entry_id, now=clock), False
+    for _attempt in range(3):
+        if entry.status == HANDLED:
+            return entry, False
+        actions = [
+            TriageEntryItem.status.set(HANDLED),
+            TriageEntryItem.handled_at.set(clock),
+            TriageEntryItem.handled_by.set(actor[:64]),
+            TriageEntryItem.handled_via.set(via),
+            TriageEntryItem.version.set(int(entry.version) + 1),
+            TriageEntryItem.expires.set(int(clock) + _retention(cfg)),
+        ]
+        condition = TriageEntryItem.status == OPEN
+        if entry.open_shard != BREACH_ANNOUNCE:  # a breach event still to be sent keeps its outbox mark
+            actions.append(TriageEntryItem.open_shard.remove())
+            condition &= TriageEntryItem.open_shard.does_not_exist() | (TriageEntryItem.open_shard == SHARD)
+        try:
+            entry.update(actions=actions, condition=condition)
+            break
+        except UpdateError as exc:
+            if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+                raise
+            entry = get_entry(brand, entry_id, now=clock)  # handled meanwhile, or a sweep just breached it
+    else:
+        raise QueueContended(f"triage entry {entry_id} kept changing")
     logger.info("triage entry handled", extra={"brand": brand, "entry_id": entry_id, "via": via})
     return entry, True
 
@@ -593,7 +603,7 @@ def check_breaches(now: float | None = None, cfg: Settings | None = None) -> lis
             entry.update(
                 actions=[
                     TriageEntryItem.breached_at.set(clock),
-                    TriageEntryItem.open_shard.remove(),
+                    TriageEntryItem.open_shard.set(BREACH_ANNOUNCE),  # off the clock, onto the outbox
                     TriageEntryItem.version.set(int(entry.version) + 1),
                 ],
                 condition=(TriageEntryItem.status == OPEN)
@@ -609,15 +619,44 @@ def check_breaches(now: float | None = None, cfg: Settings | None = None) -> lis
     return claimed
 
 
-def _emit_breach(entry: TriageEntryItem, now: float, cfg: Settings) -> None:
+def _emit_breach(entry: TriageEntryItem, now: float, cfg: Settings) -> int:
     from chalicelib.outbound import service as outbound
 
     data = {"entry": as_dict(entry, now), "link": None}
-    outbound.emit_event(
+    return outbound.emit_event(
         "triage.breach",
         brand=entry.brand,
         key=f"triage.breach|{entry.brand}|{entry.entry_id}",
-        occurred_at=now,
+        occurred_at=float(entry.breached_at or now),
         data=data,
         cfg=cfg,
+        settled=lambda: _breach_announced(entry),
     )
+
+
+def _breach_announced(entry: TriageEntryItem) -> None:
+    """Take the entry off the outbox; a failure only means the sweeper relays the event once more."""
+    try:
+        entry.update(
+            actions=[TriageEntryItem.open_shard.remove()], condition=TriageEntryItem.open_shard == BREACH_ANNOUNCE
+        )
+    except UpdateError as exc:
+        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+            logger.info("triage breach not unmarked; the sweeper may send it again", extra={"entry": entry.entry_id})
+
+
+def announce_breaches(
+    now: float | None = None, *, grace_seconds: float = 60, cfg: Settings | None = None, limit: int = 100
+) -> int:
+    """The outbox relay (sweeper): emit `triage.breach` for entries breached more than `grace_seconds`
+    ago whose event never reached SQS (the sweep died, or SQS and DynamoDB both refused); messages
+    queued. Same event id as the original, so a relay racing the original is dropped by receivers."""
+    cfg = bind(cfg or settings())
+    clock = time.time() if now is None else now
+    sent = 0
+    for entry in TriageEntryItem.due_index.query(BREACH_ANNOUNCE, limit=limit):
+        if float(entry.breached_at or 0) > clock - grace_seconds:
+            continue  # its sweep may still be sending it
+        logger.warning("triage breach relayed", extra={"brand": entry.brand, "entry_id": entry.entry_id})
+        sent += _emit_breach(entry, clock, cfg)
+    return sent

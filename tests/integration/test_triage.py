@@ -648,3 +648,68 @@ def test_a_post_that_keeps_losing_the_triage_race_fails_alone_and_is_triaged_on_
     start = int(now) // 3600 * 3600 - 3600
     total = sum(int(p.as_dict()["total"]) for p in read_series(BRAND, start=start, end=start + 3 * 3600, step=3600))
     assert total == len(posts)
+
+
+def breaches_to_announce() -> list[str]:
+    """Entry ids still carrying the breach outbox mark, whatever their age."""
+    return sorted(e.entry_id for e in TriageEntryItem.due_index.query(queue.BREACH_ANNOUNCE))
+
+
+def test_a_breach_whose_sweep_died_before_the_enqueue_is_relayed_once(
+    env: Any, subscribed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep records two breaches and 'dies' before queueing their events. Each entry carries the
+    outbox mark written with its breach; the relay leaves them alone for a minute, then sends each
+    event once with the id the sweep would have used, also for an entry answered in the meantime
+    (the breach happened), and answering does not drop the mark."""
+    now = time.time()
+    late = [mention(f"gone{i}", f"@AcmeTelecom why is my line dead in {town}?", minutes_ago=50 + i,
+                    handle=f"gone{i}", now=now) for i, town in enumerate(["Haifa", "Eilat"])]
+    enqueue(late)
+    env.drain()
+    monkeypatch.setattr(queue, "_emit_breach", lambda *_: 0)  # the sweep dies after each breach write
+    claimed = sorted(e.entry_id for e in queue.check_breaches(now))
+    assert len(claimed) == 2 and breaches_to_announce() == claimed
+    assert outbound_events(env, subscribed) == []
+    monkeypatch.undo()
+    # Answered before the relay ran: handled, and the breach still owed to the subscribers.
+    handled, changed = queue.mark_handled(BRAND, claimed[0], actor="noa-ben-david", via="api", now=now + 5)
+    assert changed and handled.status == queue.HANDLED
+    assert breaches_to_announce() == claimed
+
+    assert queue.announce_breaches(now + 30) == 0  # within the minute: the sweep may still be sending
+    from chalicelib.flows import sweep_triage
+
+    assert sweep_triage(now + 61)["relayed_messages"] == 2
+    events = [e for e in outbound_events(env, subscribed) if e["type"] == "triage.breach"]
+    assert sorted(e["data"]["entry"]["entry_id"] for e in events) == claimed
+    ids = {outbound.event_id_for_key(f"triage.breach|{BRAND}|{i}") for i in claimed}
+    assert {e["event_id"] for e in events} == ids
+    assert breaches_to_announce() == []
+    assert queue.announce_breaches(now + 3600) == 0 and queue.check_breaches(now + 3600) == []
+
+
+def test_a_digest_whose_sweep_died_before_the_enqueue_is_relayed_once(
+    env: Any, subscribed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.store.models import DigestItem
+
+    zone_now = datetime.now(tz=ZoneInfo("Asia/Jerusalem"))
+    day = (zone_now.date() - timedelta(days=1)).isoformat()
+    start, _ = digest.day_bounds(day, "Asia/Jerusalem")
+    after = start + 86400 + 8 * 3600  # 08:00 today, local: past the digest hour
+    monkeypatch.setattr(digest, "_emit", lambda *_: 0)  # the sweep dies after each claim
+    assert sorted(digest.send_due(after)) == sorted([(BRAND, day), ("golden-foods", day)])
+    monkeypatch.undo()
+    marked = sorted(c.pk for c in DigestItem.announce_index.query(digest.ANNOUNCE))
+    assert marked == [f"digest#{BRAND}", "digest#golden-foods"]
+    assert digest.send_due(after + 10) == []  # claimed: never sent twice by the sweep itself
+    assert digest.announce_pending(after + 30) == 0
+    assert digest.announce_pending(after + 61) == 2
+    events = [e for e in outbound_events(env, subscribed) if e["type"] == "digest.daily"]
+    assert sorted(e["data"]["brand"] for e in events) == [BRAND, "golden-foods"]
+    assert {e["event_id"] for e in events} == {
+        outbound.event_id_for_key(f"digest.daily|{b}|{day}") for b in (BRAND, "golden-foods")
+    }
+    assert list(DigestItem.announce_index.query(digest.ANNOUNCE)) == []
+    assert digest.announce_pending(after + 3600) == 0
