@@ -1,5 +1,6 @@
 """The bundled sentiment model: per language a linear model over hashed n-grams, mixed with a small
-fastText-style network where cross-validation said it helps (Hebrew); numpy only.
+network where cross-validation said it helps (Hebrew: a fastText-style embedding bag; English: a
+Kim (2014)-style CNN over hashed word embeddings); numpy only.
 
 The artefact (model.bin, built by tools/train_sentiment.py) is loaded on first use and kept for the
 life of the container. Hebrew mentions go to the Hebrew model, everything else to the English one
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from chalicelib.sentiment.backend import LABELS
-from chalicelib.sentiment.features import block_scales, hashed
+from chalicelib.sentiment.features import block_scales, hashed, hashed_with_tokens, token_rows
 from chalicelib.sentiment.language import HEBREW_LETTERS, detect_language
 
 MODEL_PATH = Path(__file__).with_name("model.bin")
@@ -64,7 +65,9 @@ def read_artefact(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 
 def load_model(path: Path = MODEL_PATH) -> dict[str, Any]:
-    """Read the artefact: {'meta': ..., lang: {'cfg', 'emb', 'emb_scale', 'lin', 'lin_scale', 'w1', ...}}.
+    """Read the artefact: {'meta': ..., lang: {'cfg', 'emb', 'emb_scale', 'lin', 'lin_scale', 'w1', ...}},
+    plus 'cnn_emb', 'cnn_emb_scale', 'cnn_w', 'cnn_b', 'cnn_out', 'cnn_out_b' for a language with a CNN
+    (cfg 'cnn': its bits, widths and filters).
 
     The int8 tables stay int8 in memory (rows are gathered and widened per batch), so loading is one
     file read plus zero-copy views; only the small dense layers are converted.
@@ -78,6 +81,12 @@ def load_model(path: Path = MODEL_PATH) -> dict[str, Any]:
         for name in ("emb_scale", "lin_scale", "w1", "b1", "w2", "b2", "bias"):
             part[name] = arrays[f"{lang}_{name}"].astype(np.float32)
         part["scale"] = np.concatenate([part["emb_scale"], part["lin_scale"]])
+        if cfg.get("cnn"):
+            part["cnn_emb"] = arrays[f"{lang}_cnn_emb"]
+            for name in ("cnn_emb_scale", "cnn_w", "cnn_b", "cnn_out", "cnn_out_b"):
+                part[name] = arrays[f"{lang}_{name}"].astype(np.float32)
+            # (emb * scale) @ w == emb @ (scale * w); transposed for cnn_logits
+            part["cnn_wt"] = np.ascontiguousarray((part["cnn_w"] * part["cnn_emb_scale"][:, None]).T)
         model[lang] = part
     return model
 
@@ -90,18 +99,19 @@ def model() -> dict[str, Any]:
     return _model
 
 
-def bags(texts: list[str], part: dict[str, Any]) -> np.ndarray:
+def bags(texts: list[str], part: dict[str, Any], hashes: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
     """Per text, the weighted sums of its n-grams' rows in both int8 tables, scaled back to floats
     (len(texts) x (dim + 3)): the network's embedding bag, then the linear model's three scores.
 
     The embedding table is smaller than the feature hash space (cfg nn_bits < bits), so it is indexed by
     the bucket's top nn_bits bits. A text's n-grams are contiguous, so each block (words, characters) is
-    one integer np.add.reduceat, scaled per text afterwards: no float work per n-gram.
+    one integer np.add.reduceat, scaled per text afterwards: no float work per n-gram. hashes: hashed(texts)
+    if already computed.
     """
     cfg = part["cfg"]
     shift = int(cfg["bits"]) - int(cfg["nn_bits"])
     dim = part["emb"].shape[1]  # 0 for a language without a network
-    word_buckets, word_counts, char_buckets, char_counts = hashed(texts, cfg)
+    word_buckets, word_counts, char_buckets, char_counts = hashes[:4] if hashes is not None else hashed(texts, cfg)
     out = np.zeros((len(texts), dim + part["lin"].shape[1]), np.float32)
     for buckets, counts, weight in ((word_buckets, word_counts, cfg["word_weight"]),
                                     (char_buckets, char_counts, cfg["char_weight"])):
@@ -118,27 +128,73 @@ def bags(texts: list[str], part: dict[str, Any]) -> np.ndarray:
     return out
 
 
+def cnn_logits(rows: np.ndarray, counts: np.ndarray, part: dict[str, Any]) -> np.ndarray:
+    """The CNN's logits (len(counts) x 3) for texts given as embedding rows of their tokens (text order) and
+    tokens per text.
+
+    All texts are laid end to end in one sequence, each as [PAD] + tokens + [PAD], padded to the widest
+    filter (row 0 of the table is zero: padding). One matmul projects every position through every filter
+    offset; a width-w convolution at position t is the sum of offsets 0..w-1 at t..t+w-1 (the stored cnn_w's
+    columns hold, per width, w blocks of `filters` columns, one per offset; load_model keeps it transposed,
+    as cnn_wt, with the int8 embedding's column scales folded in, so that every step below runs along
+    contiguous rows). Windows that run into the next text are set to 0; each text's max over its windows
+    is one np.maximum.reduceat per width, and the ReLU comes after the max (the same as before it, since
+    ReLU is monotonic and a 0 from a masked window cannot exceed ReLU's floor).
+    Same function as tools/sentiment_cnn.CNN on a padded batch.
+    """
+    cnn = part["cfg"]["cnn"]
+    widths, filters = cnn["widths"], int(cnn["filters"])
+    lengths = np.maximum(counts + 2, max(widths))
+    starts = np.cumsum(lengths) - lengths
+    total = int(lengths.sum())
+    seq = np.zeros(total, np.int64)
+    if len(rows):
+        seq[np.repeat(starts + 1 - (np.cumsum(counts) - counts), counts) + np.arange(len(rows))] = rows
+    proj = part["cnn_wt"] @ part["cnn_emb"][seq].astype(np.float32).T  # (sum(widths) * filters) x positions
+    left = np.repeat(starts + lengths, lengths) - np.arange(total)  # positions left in the text, this one included
+    pooled = np.empty((filters * len(widths), len(counts)), np.float32)
+    row = 0
+    for i, w in enumerate(widths):
+        n = total - w + 1
+        conv = proj[row : row + filters, :n] + part["cnn_b"][i * filters : (i + 1) * filters, None]
+        for k in range(1, w):
+            conv += proj[row + k * filters : row + (k + 1) * filters, k : n + k]
+        row += w * filters
+        conv[:, left[:n] < w] = 0.0  # the window runs into the next text
+        pooled[i * filters : (i + 1) * filters] = np.maximum.reduceat(conv, starts, axis=1)
+    np.maximum(pooled, 0.0, out=pooled)
+    return pooled.T @ part["cnn_out"] + part["cnn_out_b"]
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+
 def scores(texts: list[str], lang: str) -> np.ndarray:
     """Decision scores (len(texts) x 3, LABELS order) of one language's model.
 
-    Network: embedding bag -> ReLU hidden layer -> log-softmax. The linear scores are summed in the
-    same pass. The two are mixed with weights chosen by cross-validation (nn_weight and
-    linear_weight in cfg, already divided by each model's out-of-fold score spread), plus tuned offsets.
+    Network (bag): embedding bag -> ReLU hidden layer -> log-softmax; the linear scores are summed in the
+    same pass. CNN: cnn_logits -> log-softmax, from the same tokenisation. They are mixed with weights
+    chosen by cross-validation (nn_weight, cnn_weight and linear_weight in cfg, already divided by each
+    model's out-of-fold score spread), plus tuned offsets.
     """
     part = model()[lang]
     cfg = part["cfg"]
     dim = part["emb"].shape[1]
+    cnn = cfg.get("cnn")
     out = np.empty((len(texts), len(LABELS)), np.float32)
     for start in range(0, len(texts), CHUNK):
         chunk = texts[start : start + CHUNK]
-        sums = bags(chunk, part)
+        hashes = hashed_with_tokens(chunk, cfg)
+        sums = bags(chunk, part, hashes)
         out[start : start + len(chunk)] = cfg["linear_weight"] * sums[:, dim:]
         if dim:
             hidden = np.maximum(sums[:, :dim] @ part["w1"] + part["b1"], 0.0)
-            logits = hidden @ part["w2"] + part["b2"]
-            logits -= logits.max(axis=1, keepdims=True)
-            logprob = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-            out[start : start + len(chunk)] += cfg["nn_weight"] * logprob
+            out[start : start + len(chunk)] += cfg["nn_weight"] * _log_softmax(hidden @ part["w2"] + part["b2"])
+        if cnn:
+            logits = cnn_logits(token_rows(hashes[4], int(cnn["bits"])), hashes[5], part)
+            out[start : start + len(chunk)] += cfg["cnn_weight"] * _log_softmax(logits)
     return out + part["bias"]
 
 

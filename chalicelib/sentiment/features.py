@@ -45,8 +45,9 @@ def _token_hashes(tokens: list[str]) -> list[int]:
     return hashes  # type: ignore[return-value]
 
 
-def _word_keys(tokens: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """(64-bit hashes, per-text counts) of every word unigram and adjacent bigram, grouped by text.
+def _word_keys(tokens: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(64-bit hashes, per-text counts) of every word unigram and adjacent bigram, grouped by text, then
+    (unigram hashes, tokens per text) alone: the CNN's token sequence.
 
     Unigram i and bigram (i, i+1) are interleaved, so the result is in text order without a sort.
     """
@@ -58,7 +59,7 @@ def _word_keys(tokens: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
     ends = np.cumsum(lengths)
     valid = np.ones((len(flat), 2), bool)
     valid[ends[lengths > 0] - 1, 1] = False  # no bigram across the end of a text
-    return pairs[valid], lengths + np.maximum(lengths - 1, 0)
+    return pairs[valid], lengths + np.maximum(lengths - 1, 0), pairs[:, 0], lengths
 
 
 def _char_keys(norms: list[str], nmin: int, nmax: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,11 +94,33 @@ def hashed(texts: list[str], cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarra
     Every occurrence is kept (a repeated n-gram counts once per occurrence), so run time needs no sort:
     a text's features are a contiguous run that np.add.reduceat sums.
     """
+    word_buckets, word_counts, char_buckets, char_counts, _, _ = hashed_with_tokens(texts, cfg)
+    return word_buckets, word_counts, char_buckets, char_counts
+
+
+def hashed_with_tokens(texts: list[str], cfg: dict[str, Any]) -> tuple[np.ndarray, ...]:
+    """hashed(), then the 64-bit hash of every token in text order and the tokens per text (for
+    token_rows): one normalisation and tokenisation for both models."""
     norms = normalise_many(texts)
-    wkeys, wcount = _word_keys([tokenise(n) for n in norms])
+    wkeys, wcount, tkeys, tcount = _word_keys([tokenise(n) for n in norms])
     ckeys, ccount = _char_keys(norms, int(cfg["char_min"]), int(cfg["char_max"]))
     shift = _U64(64 - int(cfg["bits"]))
-    return (wkeys >> shift).astype(np.int64), wcount, (ckeys >> shift).astype(np.int64), ccount
+    return (wkeys >> shift).astype(np.int64), wcount, (ckeys >> shift).astype(np.int64), ccount, tkeys, tcount
+
+
+def token_rows(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Embedding rows (1 .. 2^bits - 1) of tokens from their hashes (the word-unigram hash's top bits; row 0
+    is the CNN's padding, so a token hashed there moves to row 1)."""
+    rows = (keys >> _U64(64 - bits)).astype(np.int64)
+    rows[rows == 0] = 1
+    return rows
+
+
+def tokens(texts: list[str], bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(embedding rows of every token in text order, tokens per text): the CNN's input, as the run time
+    computes it (training uses this)."""
+    _, _, keys, counts = _word_keys([tokenise(n) for n in normalise_many(texts)])
+    return token_rows(keys, bits), counts
 
 
 def block_scales(counts: np.ndarray, weight: float) -> np.ndarray:

@@ -27,7 +27,7 @@ def test_english_dev(sentiment_data: Path) -> None:
     recalls = [sum(g == p == c for g, p in zip(gold, pred, strict=True)) / gold.count(c)
                for c in ("negative", "neutral", "positive")]
     assert sum(recalls) / 3 > 0.66  # 0.693 at commit time; plain hashing + LR: 0.646
-    assert _neg_f1(gold, pred) > 0.54  # 0.574; plain hashing + LR: 0.527
+    assert _neg_f1(gold, pred) > 0.54  # 0.585 (0.574 before the CNN); plain hashing + LR: 0.527
 
 
 def test_hebrew_dev(sentiment_data: Path) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
+import pytest
 
 from chalicelib.sentiment import bundled
-from chalicelib.sentiment.features import featurise
+from chalicelib.sentiment.features import featurise, hashed_with_tokens, token_rows, tokens
 from tests.unit.sentiment.conftest import REPO
 
 
@@ -67,6 +69,12 @@ def test_artefact_is_small_and_self_describing() -> None:
         if part["emb"].shape[1]:  # a language may be linear only (an empty network)
             assert part["emb"].shape[0] == 1 << cfg["nn_bits"] <= 1 << cfg["bits"]
         assert part["w1"].shape[0] == part["emb"].shape[1] and part["w2"].shape == (part["w1"].shape[1], 3)
+        if cfg.get("cnn"):
+            cnn = cfg["cnn"]
+            assert arrays[f"{lang}_cnn_emb"].dtype == np.int8
+            assert part["cnn_emb"].shape[0] == 1 << cnn["bits"]
+            assert part["cnn_w"].shape == (part["cnn_emb"].shape[1], sum(cnn["widths"]) * cnn["filters"])
+            assert part["cnn_out"].shape == (len(cnn["widths"]) * cnn["filters"], 3)
 
 
 def test_scores_are_finite_for_odd_inputs() -> None:
@@ -92,3 +100,71 @@ def test_runtime_sums_match_the_training_features() -> None:
         lin = part["lin"].astype(np.float64) * part["lin_scale"]
         np.add.at(expect[:, dim:], doc, value[:, None] * lin[bucket])
         assert np.allclose(bundled.bags(texts, part), expect, rtol=1e-4, atol=1e-4)
+
+
+CNN_TEXTS = ["Not good at all :( #fail", "", "ok", "אחלה שירות, ממש לא מרוצה", "looove it!!! 😍 http://x.co/a",
+             "a a a", "word " * 300]
+
+
+def _cnn_by_text(rows: np.ndarray, counts: np.ndarray, part: dict[str, Any]) -> np.ndarray:
+    """The CNN's logits text by text, each window spelled out: [PAD] + tokens + [PAD] padded to the widest
+    filter, per width the max over windows of ReLU(sum of offset projections), from the stored layout."""
+    cnn = part["cfg"]["cnn"]
+    widths, filters = cnn["widths"], cnn["filters"]
+    emb = part["cnn_emb"].astype(np.float64) * part["cnn_emb_scale"]
+    out = []
+    for ids in np.split(rows, np.cumsum(counts)[:-1]):
+        seq = np.concatenate([[0], ids, [0], np.zeros(max(0, max(widths) - len(ids) - 2), np.int64)])
+        pooled, col = [], 0
+        for i, w in enumerate(widths):
+            windows = [sum(emb[seq[t + k]] @ part["cnn_w"][:, col + k * filters : col + (k + 1) * filters]
+                           for k in range(w)) for t in range(len(seq) - w + 1)]
+            conv = np.maximum(np.array(windows) + part["cnn_b"][i * filters : (i + 1) * filters], 0.0)
+            pooled.append(conv.max(axis=0))
+            col += w * filters
+        out.append(np.concatenate(pooled) @ part["cnn_out"] + part["cnn_out_b"])
+    return np.array(out)
+
+
+def test_cnn_batch_layout_matches_text_by_text() -> None:
+    """The run time's one-sequence CNN (windows across texts masked, reduceat max) equals the CNN applied
+    to each text alone, for the shipped weights, and its tokens are features.tokens'."""
+    model = bundled.load_model()
+    langs = [lang for lang in model["meta"]["languages"] if model[lang]["cfg"].get("cnn")]
+    assert langs, "no language has a CNN"
+    for lang in langs:
+        part = model[lang]
+        bits = part["cfg"]["cnn"]["bits"]
+        rows, counts = tokens(CNN_TEXTS, bits)
+        hashes = hashed_with_tokens(CNN_TEXTS, part["cfg"])
+        assert np.array_equal(token_rows(hashes[4], bits), rows) and np.array_equal(hashes[5], counts)
+        assert counts[1] == 0 and rows.min() >= 1 and rows.max() < 1 << bits
+        assert np.allclose(bundled.cnn_logits(rows, counts, part), _cnn_by_text(rows, counts, part),
+                           rtol=1e-4, atol=1e-4)
+        assert not part["cnn_emb"][0].any()  # row 0 is padding
+
+
+def test_cnn_matches_the_torch_model() -> None:
+    """Run time == training time: a freshly initialised torch CNN (tools/sentiment_cnn.py), exported in the
+    run time's layout, gives the same logits through bundled.cnn_logits as through torch on a padded batch."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    from tools import sentiment_cnn
+
+    cfg = {**sentiment_cnn.DEFAULTS, "bits": 10, "dim": 8, "filters": 5}
+    torch.manual_seed(0)
+    net = sentiment_cnn.CNN(cfg)
+    with torch.no_grad():  # non-zero biases, so that masking matters
+        for conv in net.convs:
+            assert isinstance(conv, torch.nn.Conv1d) and conv.bias is not None
+            conv.bias.uniform_(-0.5, 0.5)
+    ids = sentiment_cnn.token_ids(CNN_TEXTS, cfg["bits"])
+    expect = sentiment_cnn.predict(net, ids, np.arange(len(ids)))
+    layers = sentiment_cnn.export(net)
+    part = {**layers, "cnn_wt": np.ascontiguousarray(layers["cnn_w"].T),
+            "cfg": {"cnn": {k: cfg[k] for k in sentiment_cnn.RUNTIME_KEYS}}}
+    rows, counts = tokens(CNN_TEXTS, cfg["bits"])
+    logits = bundled.cnn_logits(rows, counts, part)
+    logprob = logits - logits.max(axis=1, keepdims=True)
+    logprob -= np.log(np.exp(logprob).sum(axis=1, keepdims=True))
+    assert np.allclose(logprob, expect, rtol=1e-4, atol=1e-5)
