@@ -466,6 +466,8 @@ def triage_link(brand: str) -> Response:
     person, hours = params.get("person") or "", params.get("hours") or "12"
     if _BRAND_ID.fullmatch(person) is None:
         return _error(400, "person must be a person id (lowercase letters, digits and hyphens)")
+    if not triage_api.known_person(person):  # a link names who pressed "handled": only roster people
+        return _error(404, "no such person in the roster")
     if not hours.isdigit() or not 1 <= int(hours) <= 72:
         return _error(400, "hours must be a whole number from 1 to 72")
     expires = int(time.time()) + int(hours) * 3600

@@ -22,6 +22,13 @@ def known_brand(brand: str) -> bool:
     return any(b.id == brand for b in load_brands(settings().brands_file).brands)
 
 
+def known_person(person: str) -> bool:
+    """`person` is someone in the deployed roster (validated once per container)."""
+    from chalicelib.paging.service import deployed_roster
+
+    return any(p.id == person for p in deployed_roster().people)
+
+
 def parse_filters(params: dict[str, str]) -> dict[str, Any]:
     """topic, language and status from the query string; ValueError says which one is wrong."""
     unknown = sorted(set(params) - {"topic", "language", "status", "t"})

@@ -35,6 +35,8 @@ def day_bounds(day: str, zone: str) -> tuple[int, int]:
         parsed = date.fromisoformat(day)
     except ValueError as exc:
         raise ValueError(f"date {day!r} is not a calendar date (YYYY-MM-DD)") from exc
+    if not 2000 <= parsed.year <= 2099:  # as the counters: no social platform data outside these years
+        raise ValueError(f"date {day!r} is outside 2000-2099")
     tz = ZoneInfo(zone)
     start = datetime(parsed.year, parsed.month, parsed.day, tzinfo=tz)
     end = datetime.combine(parsed + timedelta(days=1), datetime.min.time(), tzinfo=tz)

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
@@ -722,6 +722,56 @@ def test_signed_webhooks_with_mutated_payloads_never_5xx_and_enqueue_what_they_s
     post()
     assert _depth(world.env.sqs, world.env.queue_url) == start + enqueued
     assert world.fake.messages == []  # a webhook never pages by itself (only ingest, on a spike)
+
+
+def test_triage_and_digest_routes_never_5xx(world: World) -> None:
+    """The triage queue, its link, page and buttons, and the digest: odd brands, ids, filters, dates,
+    hours and tokens, with and without the key, are 4xx with a reason (or the page), never a 5xx."""
+    queries = st.fixed_dictionaries(
+        {},
+        optional={
+            "topic": st.text(max_size=20) | st.sampled_from(["billing", "outage"]),
+            "language": st.text(max_size=8) | st.sampled_from(["he", "en"]),
+            "status": st.text(max_size=10) | st.sampled_from(["open", "handled", "all"]),
+            "date": st.text(max_size=12) | st.dates().map(str) | st.sampled_from(["9999-12-31", "0001-01-01"]),
+            "person": segments | st.sampled_from(["noa-ben-david", "zz"]),
+            "hours": st.text(max_size=6) | st.integers(-(10**6), 10**6).map(str),
+            "t": st.text(max_size=60) | st.sampled_from(TRICKY),
+        },
+    ).map(lambda d: "?" + urlencode(d))
+
+    @settings(FUZZ, max_examples=120)  # six routes
+    @example(route="digest", brand="acme-telecom", entry_id="x", query="?date=9999-12-31", keyed=True, body=b"")
+    @example(route="digest", brand="acme-telecom", entry_id="x", query="?date=0001-01-01", keyed=True, body=b"")
+    @example(route="link", brand="acme-telecom", entry_id="x", query="?person=zz&hours=99999999999", keyed=True,
+             body=b"")
+    @given(
+        route=st.sampled_from(["queue", "handled", "link", "page", "page_handled", "digest"]),
+        brand=st.one_of(segments, st.sampled_from(["acme-telecom", "golden-foods"])),
+        entry_id=segments,
+        query=queries,
+        keyed=st.booleans(),
+        body=BODIES,
+    )
+    def call(route: str, brand: str, entry_id: str, query: str, keyed: bool, body: bytes) -> None:
+        headers = {"content-type": "application/json"}
+        if keyed:
+            headers["x-api-key"] = API_KEY
+        b, e = _segment(brand), _segment(entry_id)
+        method, path = {
+            "queue": ("GET", f"/brands/{b}/triage{query}"),
+            "handled": ("POST", f"/brands/{b}/triage/{e}/handled"),
+            "link": ("GET", f"/brands/{b}/triage/link{query}"),
+            "page": ("GET", f"/brands/{b}/triage/page{query}"),
+            "page_handled": ("POST", f"/brands/{b}/triage/page/{e}/handled{query}"),
+            "digest": ("GET", f"/brands/{b}/digest{query}"),
+        }[route]
+        if route == "page_handled":
+            headers["content-type"] = "application/x-www-form-urlencoded"
+        response = world.request(method, path, headers, body)
+        check(response)
+
+    call()
 
 
 def test_staff_api_with_the_key_never_5xx(world: World) -> None:

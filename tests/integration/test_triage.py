@@ -437,7 +437,9 @@ def test_phone_page_hebrew_rtl_signed_link_and_handled_button(env: Any) -> None:
     filtered = env.client.http.get(f"/brands/{BRAND}/triage/page?t={token}&topic=billing")
     text = filtered.body.decode() if isinstance(filtered.body, bytes) else filtered.body
     assert "charged twice" in text and "חיפה" not in text
-    # Refusals: no token, a token for another brand, a tampered token, a bad filter.
+    # Refusals: no token, a token for another brand, a tampered token, a bad filter, a link for someone
+    # who is not in the roster (the link names who pressed "handled").
+    assert env.client.http.get(f"/brands/{BRAND}/triage/link?person=zz", headers=headers()).status_code == 404
     assert env.client.http.get(f"/brands/{BRAND}/triage/page").status_code == 403
     other = json.loads(env.client.http.get("/brands/golden-foods/triage/link?person=noa-ben-david",
                                            headers=headers()).body)["url"].split("t=", 1)[1]
