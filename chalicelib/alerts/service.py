@@ -182,14 +182,17 @@ def params_for(brand: str, playbooks: Iterable[Any]) -> DetectorParams:
 
 
 def raise_incidents(alarms: Iterable[BrandAlarm], playbooks: Iterable[Any], cfg: Settings | None = None) -> list[Any]:
-    """Open (or grow) the incident of every automatic playbook an alarm concerns; returns `Opened`s."""
+    """Open (or grow) the incident of the brand's automatic playbook for each alarm; returns `Opened`s.
+
+    One alarm, one incident: playbook validation allows one automatic playbook per brand
+    (`loader.automatic_overlaps`); should a set of playbooks that skipped it ever get here, the most
+    severe one (whose detector settings raised the alarm, `params_for`) is the one opened."""
     playbooks = tuple(playbooks)
     opened = []
     for brand_alarm in alarms:
         alarm = brand_alarm.alarm
-        for playbook in playbook_for(brand_alarm.brand, playbooks):
-            if playbook.triggers.manual:
-                continue
+        automatic = [p for p in playbook_for(brand_alarm.brand, playbooks) if not p.triggers.manual]
+        for playbook in automatic[:1]:
             targets = playbook.response_targets
             opened.append(
                 incidents.open_or_update(

@@ -309,11 +309,14 @@ def load_playbooks(directory: Path, roster: Roster, brands: Iterable[str]) -> li
     refs = Refs(frozenset(brands), base.people, base.schedules, base.policies)
     files, issues = _playbook_files(directory, str(directory))
     playbooks = []
+    checked = []
     for path in files:
         playbook, found = check_playbook(path, refs)
         issues += found
         if playbook is not None:
             playbooks.append(playbook)
+            checked.append((path, str(path), playbook))
+    issues += automatic_overlaps(checked)
     if issues:
         raise PlaybookError(sorted(issues))
     return sorted(playbooks, key=lambda p: p.id)
@@ -352,9 +355,42 @@ def validate_all(
     refs = Refs(brand_ids, roster_refs.people, roster_refs.schedules, roster_refs.policies)
     files, found = _playbook_files(directory, show(directory))
     issues += found
+    checked = []
     for path in files:
-        issues += check_playbook(path, refs, show(path))[1]
+        playbook, found = check_playbook(path, refs, show(path))
+        issues += found
+        if playbook is not None:
+            checked.append((path, show(path), playbook))
+    issues += automatic_overlaps(checked)
     return Report(len(files), sorted(issues))
+
+
+def automatic_overlaps(checked: list[tuple[Path, str, Playbook]]) -> list[ValidationIssue]:
+    """A brand may have at most one automatic playbook: the detector raises one alarm per spike and
+    design invariant 2 is one incident per crisis, so a second automatic playbook would open (and page
+    for) a second incident on the same spike. The most severe playbook (then by id) keeps the brand;
+    each other one is reported at its `brands` key."""
+    issues = []
+    owner: dict[str, tuple[str, str]] = {}  # brand -> (playbook id, file)
+    for path, file, playbook in sorted(checked, key=lambda c: (SEVERITY_RANK[c[2].severity], c[2].id)):
+        if playbook.triggers.manual:
+            continue
+        clashes = sorted({(brand, *owner[brand]) for brand in playbook.brands if brand in owner})
+        for brand in playbook.brands:
+            owner.setdefault(brand, (playbook.id, file))
+        if clashes:
+            brand, other, other_file = clashes[0]
+            source, _ = _read(path, file)
+            line, _ = source.line_of(("brands",))
+            issues.append(
+                ValidationIssue(
+                    file, line, "brands",
+                    f"brand {brand!r} already has the automatic playbook {other!r} ({other_file}): one spike "
+                    "opens one incident, so a brand has at most one automatic playbook; set "
+                    "`triggers: {manual: true}` here or take the brand out",
+                )
+            )
+    return issues
 
 
 def validate_dir(
