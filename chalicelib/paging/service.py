@@ -793,17 +793,27 @@ def person_by_phone(roster: Roster, number: str) -> Person | None:
 
 
 def _may_act(person: Person, incident: IncidentItem, roster: Roster) -> bool:
-    """Anyone the incident's escalation could page (or has paged) may acknowledge or resolve it."""
+    """Anyone the incident's escalation could page (or has paged) may acknowledge or resolve it.
+
+    Before its escalation exists (the moment between opening and the first page, or if starting it
+    failed), the escalation it would have is read from its playbook: the same people, no one else."""
     esc = get_escalation(incident.id)
-    if esc is None:
-        return True  # an incident without escalation (opened by hand): any roster person
-    if any(p.person == person.id for p in pages(incident.id)):
-        return True
+    if esc is not None:
+        if any(p.person == person.id for p in pages(incident.id)):
+            return True
+        policy_name, lead = esc.policy, esc.lead
+    else:
+        from chalicelib.playbooks.loader import default_playbooks
+
+        playbook = next((p for p in default_playbooks() if p.id == incident.playbook), None)
+        if playbook is None:
+            return False
+        policy_name, lead = playbook.escalation_policy, playbook.schedule
     try:
-        policy = policy_for(roster, esc.policy)
+        policy = policy_for(roster, policy_name)
     except LookupError:
         return False
-    targets = [t for s in range(len(policy.steps)) for t in _step_targets(policy, s, esc.lead)] + [policy.fallback]
+    targets = [t for s in range(len(policy.steps)) for t in _step_targets(policy, s, lead)] + [policy.fallback]
     schedules = {s.name: s for s in roster.schedules}
     for target in targets:
         kind, _, name = target.partition(":")

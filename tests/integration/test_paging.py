@@ -644,3 +644,33 @@ def test_fifty_concurrent_sends_all_reach_the_fake() -> None:
             t.join()
         assert errors == []
         assert sorted(m.to for m in fake.messages) == [f"+1500777{i:04d}" for i in range(50)]
+
+
+def test_before_its_escalation_exists_only_the_people_its_playbook_would_page_may_act(env: Any) -> None:
+    """Between opening and the first page (or if starting the escalation failed), an SMS ACK is judged
+    against the escalation the incident's playbook would start: anyone in it may act, other roster
+    people may not (before: any roster person could acknowledge or resolve it)."""
+    roster = load_roster()
+    playbook = next(p for p in default_playbooks() if p.id == "acme-network-outage")
+    policy = paging.policy_for(roster, playbook.escalation_policy)
+    schedules = {s.name: s for s in roster.schedules}
+    targets = [t for step in policy.steps for t in step.targets] + [policy.fallback, f"schedule:{playbook.schedule}"]
+    allowed: set[str] = set()
+    for target in targets:
+        kind, _, name = target.partition(":")
+        allowed |= {name} if kind == "person" else set(schedules[name].members)
+    outsider = next(p for p in roster.people if p.id not in allowed)
+    insider = next(p for p in roster.people if p.id in allowed)
+    opened = incidents.open_or_update(
+        brand="acme-telecom", playbook=playbook.id, severity=playbook.severity,
+        trigger=incidents.Trigger(actor="detector", channel="ingest", summary="spike", observed=90, expected=9,
+                                  ratio=10.0),
+    )
+    incident = opened.incident
+    assert paging.get_escalation(incident.id) is None
+    paging.handle_inbound_sms(outsider.phone, f"ACK {incident.code}", roster, T0)
+    assert incidents.get(incident.id).status == incidents.TRIGGERED
+    assert [e.action for e in incidents.timeline(incident.id)][-1] == "sms_refused"
+    paging.handle_inbound_sms(insider.phone, f"ACK {incident.code}", roster, T0 + MINUTE)
+    stored = incidents.get(incident.id)
+    assert (stored.status, stored.acknowledged_by) == (incidents.ACKNOWLEDGED, insider.id)
