@@ -304,11 +304,19 @@ def check_breaches(now: float | None = None) -> list[tuple[str, str]]:
         for target in due:
             if target in (incident.breaches or []):
                 continue
+            # The mark and its timeline entry in one transaction: a sweep dying between two writes would
+            # leave the breach marked (so never recorded again) with no entry and no event.
+            entry = timeline_entry(
+                incident.id, actor="klaxon", action="target_breached", channel="scheduler", detail=target, at=_now()
+            )
             try:
-                incident.update(actions=[IncidentItem.breaches.set((incident.breaches or []) + [target])])
-            except UpdateError:
+                with TransactWrite(connection=_conn()) as tx:
+                    tx.update(incident, actions=[IncidentItem.breaches.set((incident.breaches or []) + [target])])
+                    tx.save(entry, condition=TimelineItem.sk.does_not_exist())
+            except TransactWriteError:
                 continue  # changed concurrently; the next sweep sees it again
-            record(incident.id, actor="klaxon", action="target_breached", channel="scheduler", detail=target)
+            incident = get(incident.id)
+            _announce(incident, entry)
             found.append((incident.id, target))
     return found
 

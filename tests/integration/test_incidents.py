@@ -110,6 +110,33 @@ def test_response_time_breaches_recorded_once(env: Any) -> None:
     assert actions.count("target_breached") == 2
 
 
+def test_a_breach_and_its_timeline_entry_land_together_or_not_at_all(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The breach mark and its entry are one transaction: a write that fails leaves neither, so the
+    next sweep records the breach (before, the mark could land without the entry and its event)."""
+    from pynamodb.transactions import TransactWrite
+
+    opened = incidents.open_or_update(
+        brand="acme-telecom", playbook="outage", severity="sev1", trigger=alarm(), ack_seconds=600
+    )
+    start = opened.incident.opened_at
+    real_exit = TransactWrite.__exit__
+
+    def fail_once(self: Any, *exc: Any) -> Any:
+        monkeypatch.setattr(TransactWrite, "__exit__", real_exit)
+        for item in self._put_items:  # the entry is written: make the whole transaction fail after it
+            if "target_breached" in str(item):
+                raise RuntimeError("the sweep died mid-write")
+        return real_exit(self, *exc)
+
+    monkeypatch.setattr(TransactWrite, "__exit__", fail_once)
+    with pytest.raises(RuntimeError):
+        incidents.check_breaches(now=start + 601)
+    assert incidents.get(opened.incident.id).breaches in (None, [])
+    assert "target_breached" not in [e.action for e in incidents.timeline(opened.incident.id)]
+    assert incidents.check_breaches(now=start + 602) == [(opened.incident.id, "acknowledge")]
+    assert [e.action for e in incidents.timeline(opened.incident.id)].count("target_breached") == 1
+
+
 def test_sweeper_schedule_runs_through_chalice(env: Any) -> None:
     from klaxon.stack import scheduled_event
 
