@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import Settings, settings
@@ -197,12 +197,6 @@ def _merge(incident_id: str, trigger: Trigger) -> IncidentItem:
             actions += [IncidentItem.observed.set(trigger.observed), IncidentItem.expected.set(trigger.expected)]
         if trigger.ratio > incident.peak_ratio:
             actions.append(IncidentItem.peak_ratio.set(trigger.ratio))
-        try:
-            incident.update(actions=actions)  # version-checked
-        except UpdateError as exc:
-            if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
-                continue
-            raise
         entry = timeline_entry(
             incident_id,
             actor=trigger.actor,
@@ -211,7 +205,16 @@ def _merge(incident_id: str, trigger: Trigger) -> IncidentItem:
             detail=trigger.summary,
             at=now,
         )
-        entry.save()
+        try:
+            with TransactWrite(connection=_conn()) as tx:  # the figures and their entry land together
+                tx.update(incident, actions=actions)  # version-checked
+                tx.save(entry, condition=TimelineItem.sk.does_not_exist())
+        except TransactWriteError as exc:
+            reasons = {r.code for r in (exc.cancellation_reasons or []) if r is not None}
+            if reasons & {"ConditionalCheckFailed", "TransactionConflict"}:
+                continue
+            raise
+        incident = get(incident_id)
         _announce(incident, entry)
         return incident
     raise RuntimeError(f"incident {incident_id} kept changing; merge abandoned")
