@@ -60,6 +60,16 @@ cp -al "$vendor" "$work/vendor" 2>/dev/null || cp -r "$vendor" "$work/vendor"
 
 # 3. chalice package ----------------------------------------------------------------------------
 t0=$(date +%s)
+# app.py names its SQS event sources from settings() when chalice imports it: give that import the
+# stage's queue and table names, or every stage's event source would name the local default queue.
+eval "$("$PY" - "$ROOT/.chalice/config.json" "$STAGE" <<'PY'
+import json, shlex, sys
+env = json.load(open(sys.argv[1]))["stages"][sys.argv[2]]["environment_variables"]
+for name in ("KLAXON_QUEUE_NAME", "KLAXON_TABLE_PREFIX", "KLAXON_OUTBOUND_QUEUE_NAME"):
+    if name in env:
+        print(f"export {name}={shlex.quote(env[name])}")
+PY
+)"
 (cd "$work" && "$CHALICE" package --stage "$STAGE" --merge-template "$ROOT/infra/resources.json" "$OUT/sam")
 # The merge is a deep merge, so it cannot replace chalice's string queue ARN with a reference to the
 # queue this template creates (needed so CloudFormation creates the queue before the event source).

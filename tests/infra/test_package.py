@@ -7,6 +7,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,11 +71,11 @@ def test_each_function_has_its_own_role(packaged: Packaged) -> None:
     assert len(roles) == 4
     # The sweeper may only announce events (breaches) to the outbound queue: never touch mentions.
     sweeper_text = json.dumps(packaged.sam["Resources"]["SweeperRole"])
-    assert "klaxon-mentions" not in sweeper_text and "sqs:ReceiveMessage" not in sweeper_text
+    assert "klaxon-prod-mentions" not in sweeper_text and "sqs:ReceiveMessage" not in sweeper_text
     assert "klaxon-prod-outbound" in sweeper_text
     # The outbound function delivers webhooks: no table access at all.
     outbound_text = json.dumps(packaged.sam["Resources"]["OutboundRole"])
-    assert "dynamodb:" not in outbound_text and "klaxon-mentions" not in outbound_text
+    assert "dynamodb:" not in outbound_text and "klaxon-prod-mentions" not in outbound_text
 
 
 @pytest.mark.parametrize(("function", "queue"), [("Ingest", "MentionsQueue"), ("Outbound", "OutboundQueue")])
@@ -114,7 +115,10 @@ def test_tables_match_the_models_with_ttl_and_pitr(packaged: Packaged) -> None:
 def test_queue_has_a_dead_letter_queue_after_five_receives(packaged: Packaged) -> None:
     queues = packaged.resources("AWS::SQS::Queue")
     main = queues["MentionsQueue"]["Properties"]
-    assert main["QueueName"] == "klaxon-mentions"  # app.py: on_sqs_message(queue="klaxon-mentions")
+    # the prod stage's KLAXON_QUEUE_NAME (.chalice/config.json), so that stages can share an account
+    assert main["QueueName"] == "klaxon-prod-mentions"
+    ingest_role = json.dumps(packaged.sam["Resources"]["IngestRole"])
+    assert "arn:aws:sqs:*:*:klaxon-prod-mentions" in ingest_role  # the role may read the queue it is fed from
     redrive = main["RedrivePolicy"]
     assert redrive["maxReceiveCount"] == 5
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["MentionsDeadLetterQueue", "Arn"]}
@@ -202,3 +206,19 @@ def test_package_fits_lambda_limits_with_room_to_grow(packaged: Packaged) -> Non
     zipped = (packaged.out / "sam" / "deployment.zip").stat().st_size
     assert size < 150 * 2**20, f"unzipped package {size / 2**20:.0f} MiB (Lambda's limit is 250 MiB)"
     assert zipped < 50 * 2**20, f"zipped package {zipped / 2**20:.0f} MiB (direct-upload limit 50 MiB)"
+
+
+def test_each_stage_has_its_own_queue_and_its_policies_name_it() -> None:
+    """dev and prod can share an account and region: no queue name in common, and each stage's IAM
+    policies name that stage's queues only."""
+    root = Path(__file__).resolve().parents[2]
+    stages = json.loads((root / ".chalice" / "config.json").read_text())["stages"]
+    names = {stage: cfg["environment_variables"]["KLAXON_QUEUE_NAME"] for stage, cfg in stages.items()}
+    assert len(set(names.values())) == len(names), names
+    for stage, queue in names.items():
+        for policy in (root / ".chalice").glob(f"policy-{stage}-*.json"):
+            text = policy.read_text()
+            others = [q for s, q in names.items() if s != stage]
+            assert not any(f":{q}\"" in text for q in others), (policy.name, others)
+            if "sqs:ReceiveMessage" in text or "sqs:SendMessage" in text:
+                assert f":{queue}\"" in text or "-outbound\"" in text, policy.name
