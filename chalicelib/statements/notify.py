@@ -544,8 +544,7 @@ def _still_needed(claim: Any, incident_id: str, roster: Any) -> tuple[str | None
 
     Needed while the incident is not resolved, the person is in the roster, something awaits their
     approval (the current versions: an edit since does not make their link useless), and no later
-    request has been claimed for them: every request carries the same link, and that one has its own
-    claim (sent, retried or reported)."""
+    request to them went out, may have, or will be retried: every request carries the same link."""
     from chalicelib.incidents import service as incidents
     from chalicelib.statements import service
     from chalicelib.store.models import ApprovalRequestItem as Item
@@ -562,7 +561,8 @@ def _still_needed(claim: Any, incident_id: str, roster: Any) -> tuple[str | None
     except StopIteration:
         return "no longer in the roster", []
     claims = Item.query(claim.pk, Item.sk.startswith("aprq#"), consistent_read=True)
-    if any(other.person_id == person_id and float(other.at) > float(claim.at) for other in claims):
+    covering = (None, SENT, SENDING, SEND_FAILED, UNKNOWN)  # went out, may have, or will be retried
+    if any(o.person_id == person_id and float(o.at) > float(claim.at) and o.state in covering for o in claims):
         return "superseded by a later request to the same person", []
     pending = [d.lang for d in service.awaiting_approval(incident_id, person_id)]
     if not pending:

@@ -361,3 +361,19 @@ def test_languages_must_name_something_and_count_once(env: Any, fake: FakeTwilio
     assert [(d["lang"], d["version"]) for d in twice.json_body["drafts"]] == [("en", 1)]
     assert [d.version for d in statements.versions(incident.id, "en")] == [1]
     assert len(fake.messages) == len(twice.json_body["approval_requests"]["texted"])
+
+
+def test_a_released_request_superseded_by_a_later_one_is_not_sent_again(env: Any, fake: FakeTwilio) -> None:
+    """The signer's request is refused; before it is due, the statement is redrafted and the new round
+    texts her (the same short link): the sweep drops the old request instead of texting her twice."""
+    from chalicelib.flows import sweep_approval_requests
+
+    incident = open_incident()
+    v1 = statements.draft_statements(incident.id, FACTS, ["en"], actor="maya-katz")[0]
+    fake.fail_next(1, status=503)
+    assert [s.person for s in request_approvals(incident.id, [v1], now=time.time()).skipped] == [SIGNER]
+    facts = {**FACTS, "next_update": {"en": "by 19:00 today", "he": "עד 19:00 היום"}}
+    v2 = statements.draft_statements(incident.id, facts, ["en"], actor="maya-katz")[0]
+    assert SIGNER in request_approvals(incident.id, [v2], now=time.time() + 1).sent
+    assert sweep_approval_requests(time.time() + 3600) == {"approval_requests_dropped": 1}
+    assert by_person(fake)[SIGNER] == 1
