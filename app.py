@@ -374,9 +374,10 @@ def sms_status() -> Response:
 @app.schedule("rate(1 minute)", name="sweeper")
 def sweeper(event: Any) -> None:
     """Once a minute: escalate unacknowledged pages, record missed response-time targets (incidents
-    and the triage queue), send each brand's daily digest once, enqueue again the outbound events SQS
-    refused, and relay the events of timeline entries whose writer never queued them."""
-    from chalicelib.flows import sweep_triage
+    and the triage queue), send each brand's daily digest once, send again the approval-request SMS
+    Twilio refused, enqueue again the outbound events SQS refused, and relay the events of timeline
+    entries whose writer never queued them."""
+    from chalicelib.flows import sweep_approval_requests, sweep_triage
     from chalicelib.incidents import service as incidents
     from chalicelib.outbound.service import announce_pending, retry_parked
     from chalicelib.paging import service as paging
@@ -385,6 +386,7 @@ def sweeper(event: Any) -> None:
     breaches = incidents.check_breaches()
     logger.info("sweep", extra={"breaches": breaches, "paging": str(outcome)})
     logger.info("triage sweep", extra=sweep_triage(time.time()))
+    logger.info("approval requests sweep", extra=sweep_approval_requests(time.time()))
     logger.info("outbound parked events sent again", extra={"sent": retry_parked()})
     logger.info("outbound events relayed from the timeline", extra={"sent": announce_pending()})
 

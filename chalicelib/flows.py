@@ -2,6 +2,7 @@
 
     ingest_batch:  SQS batch -> exactly-once counts -> detector -> incidents -> first pages -> triage queue
     open_by_hand:  a person opens an incident through the staff API -> first pages
+    sweep_triage, sweep_approval_requests: the sweeper's parts beyond paging
 
 Modules are imported inside the flows: each Lambda function loads only what its own events use
 (the API function never loads the classifier or numpy).
@@ -91,6 +92,16 @@ def sweep_triage(now: float | None = None) -> dict[str, int]:
     digests = digest.send_due(clock)
     relayed = queue.announce_breaches(clock) + digest.announce_pending(clock)  # the outbox relays
     return {"triage_breaches": len(breaches), "digests": len(digests), "relayed_messages": relayed}
+
+
+def sweep_approval_requests(now: float | None = None) -> dict[str, int]:
+    """The sweeper's statements part: approval-request SMS whose send certainly failed are sent again
+    (backoff, bounded attempts) while something still awaits that person's approval; claims whose
+    sender died mid-send become `unknown` and are reported, never resent (chalicelib/statements/notify.py)."""
+    from chalicelib.statements import notify
+
+    outcomes = notify.sweep(time.time() if now is None else now)
+    return {f"approval_requests_{state}": n for state, n in outcomes.items()}
 
 
 class Refused(ValueError):

@@ -29,7 +29,9 @@ class DraftRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     facts: dict[str, str | dict[str, str]]
-    languages: list[str] | None = Field(None, description="default: every language the playbook has")
+    languages: list[str] | None = Field(
+        None, description="default: every language the playbook has; repeats count once; [] is refused (400)"
+    )
     links: bool = Field(False, description="also return each signer's and approver's approval URL")
     link_ttl_seconds: int = Field(web.DEFAULT_LINK_TTL, ge=300, le=7 * 86400)
 
@@ -58,12 +60,29 @@ def draft_as_dict(draft: Draft) -> dict[str, Any]:
 
 
 def draft_request(incident_id: str, body: Any, *, actor: str, now: float | None = None) -> ApiResult:
-    """Validate the body, draft every requested language, and describe the new versions (201)."""
+    """Validate the body, draft every requested language, and describe the new versions (201).
+
+    `languages` names a set: `["en", "en"]` drafts English once (one new version, one approval
+    request each), which is what the caller meant; refusing it would only make a retry fail, and two
+    versions in one request would void the first at once. An empty list asks for nothing, most likely
+    by mistake (omit the field for every language the playbook has): 400 before anything is drafted.
+
+    `approval_requests` says who was texted their link, who had been already, and who was not
+    (`skipped`, each with the reason and, if the sweeper will try again, from when: `retry_at`).
+    """
     try:
         request = DraftRequest.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         return ApiResult(422, {"error": f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"})
+    if request.languages is not None:
+        if not request.languages:
+            return ApiResult(
+                400,
+                {"error": "languages: the list is empty; name at least one, or leave it out for every language "
+                 "the playbook has"},
+            )
+        request.languages = list(dict.fromkeys(request.languages))
     if request.links and not settings().api_approval_links:  # refused before anything is drafted
         return ApiResult(
             403,
@@ -88,7 +107,7 @@ def draft_request(incident_id: str, body: Any, *, actor: str, now: float | None 
     result: dict[str, Any] = {
         "incident_id": incident_id,
         "drafts": [draft_as_dict(d) for d in drafts],
-        "approval_requests": {"texted": list(texted.sent), "already": list(texted.already)},
+        "approval_requests": texted.as_dict(),
     }
     if request.links:
         result["links"] = {

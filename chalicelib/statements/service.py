@@ -180,6 +180,18 @@ def approval_state(incident_id: str, lang: str, draft: Draft | None = None) -> A
     )
 
 
+def awaiting_approval(incident_id: str, person_id: str) -> list[Draft]:
+    """The current versions that name `person_id` (signer or approver) and lack their approval: what
+    their texted link (`/a/<code>`) opens, and what an approval request retried by the sweeper is for."""
+    pending = []
+    for lang in languages(incident_id):
+        state = approval_state(incident_id, lang)
+        done = any(a.person == person_id for a in state.approvals)
+        if state.draft.capacity_of(person_id) is not None and not done:
+            pending.append(state.draft)
+    return pending
+
+
 # --- drafting and editing ---------------------------------------------------------------------
 
 
@@ -261,7 +273,10 @@ def draft_for_incident(
     """
     bind()
     clock = _now(now)
-    langs = list(languages) if languages is not None else list(playbook.statements)
+    # A language named twice is drafted once: two versions in one call would void the first at once.
+    langs = list(dict.fromkeys(languages)) if languages is not None else list(playbook.statements)
+    if not langs:
+        raise StatementError("no language to draft: name at least one (or none at all for every language)")
     unknown = [lang for lang in langs if lang not in playbook.statements]
     if unknown:
         raise InvalidEdit(f"playbook {playbook.id} has no statement in {', '.join(unknown)}")

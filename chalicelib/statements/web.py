@@ -283,12 +283,7 @@ def approval_requests_response(code: str, token: str | None, now: float | None =
         incident = incidents.by_code(code)
     except incidents.IncidentNotFound:
         return _message(404, "Not found", f"No open incident has code {code}; it may have been resolved.")
-    pending: list[Draft] = []
-    for lang in service.languages(incident.id):
-        state = service.approval_state(incident.id, lang)
-        done = any(a.person == person_id for a in state.approvals)
-        if state.draft.capacity_of(person_id) is not None and not done:
-            pending.append(state.draft)
+    pending = service.awaiting_approval(incident.id, person_id)
     if not pending:
         return _message(200, "Nothing to approve", f"Nothing awaits your approval on incident {code} right now.")
     expires = int(clock) + DEFAULT_LINK_TTL

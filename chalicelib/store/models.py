@@ -364,12 +364,32 @@ class OutboxItem(_IncidentBase):
     at = NumberAttribute()
 
 
+class ApprovalRetryIndex(_OpenIndex):
+    """The `open-incidents` index read as approval-request claims the sweeper must look at again
+    (hash key "aprq-retry", range key when): a released send to retry, or a claim still `sending`."""
+
+
 class ApprovalRequestItem(_IncidentBase):
-    """`incident#<id>` / `aprq#<round>#<person>`: this person was texted for this drafting round
-    (claimed before the SMS, so no one is texted twice; chalicelib/statements/notify.py)."""
+    """`incident#<id>` / `aprq#<round>#<person>`: this person's approval-request SMS for this drafting
+    round, claimed (conditional put) before the SMS so no one is texted twice; then `state` records
+    the send like a page's: sending / sent / send_failed (released: retried) / unknown / rejected /
+    gave_up / dropped (chalicelib/statements/notify.py). Items written before `state` existed are sent.
+    While the sweeper has something to do with it, `open_shard = "aprq-retry"` and `due` (the index's
+    range key) says from when."""
 
     person_id = UnicodeAttribute()
     at = NumberAttribute()
+    state = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(null=True)
+    langs = ListAttribute(of=UnicodeAttribute, null=True)
+    editor = UnicodeAttribute(null=True)  # set for a request after an edit ("X edited the statement")
+    updated_at = NumberAttribute(null=True)
+    sid = UnicodeAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    error_code = NumberAttribute(null=True)
+    open_shard = UnicodeAttribute(null=True)
+    due = NumberAttribute(null=True, attr_name="opened_at")
+    retry_index = ApprovalRetryIndex()
 
 
 class ParkedEventItem(_IncidentBase):
