@@ -263,6 +263,10 @@ def test_the_last_part_confirmed_by_hand_publishes_without_sending(env: Any, fak
     again = publish.publish_statement(incident_id, "en", publisher=fake_x.publisher(), actor="maya-katz")
     assert again.already and fake_x.requests == 2
     assert_one_thread(fake_x, draft)
+    headers = {"x-api-key": settings().api_key, "content-type": "application/json", "x-klaxon-actor": "maya-katz"}
+    body = json.dumps({**resolve, "post_id": fake_x.posts[1].id})
+    routed = env.client.http.post(f"/incidents/{incident_id}/resolve-publication", headers=headers, body=body)
+    assert routed.status_code == 409 and "not in doubt" in json.loads(routed.body)["error"]
 
 
 def test_refusals_before_anything_was_sent_stay_retryable(env: Any, fake_x: FakeX) -> None:
