@@ -232,7 +232,13 @@ def get_incident(incident_id: str) -> Response:
         {"at": e.at, "actor": e.actor, "action": e.action, "channel": e.channel, "detail": e.detail}
         for e in incidents.timeline(incident_id)
     ]
-    return Response(body={**incidents.as_dict(incident), "timeline": timeline}, status_code=200)
+    from chalicelib.publish import service as publish
+
+    # Every publication with its state: one `in_doubt` names the part a person must check on the platform.
+    published = [p.as_dict() for p in publish.publications(incident_id, every_state=True)]
+    return Response(
+        body={**incidents.as_dict(incident), "timeline": timeline, "publications": published}, status_code=200
+    )
 
 
 @app.route("/incidents/{incident_id}/{action}", methods=["POST"], content_types=JSON)
@@ -243,11 +249,11 @@ def change_incident(incident_id: str, action: str) -> Response:
         return _error(401, "missing or wrong x-api-key header")
     if not _incident_id_ok(incident_id):
         return _error(404, "no such incident")
-    if action in ("statements", "publish"):
+    if action in ("statements", "publish", "resolve-publication"):
         return _statement_action(incident_id, action)
     target = {"acknowledge": incidents.ACKNOWLEDGED, "resolve": incidents.RESOLVED}.get(action)
     if target is None:
-        return _error(404, "unknown action; use acknowledge, resolve, statements or publish")
+        return _error(404, "unknown action; use acknowledge, resolve, statements, publish or resolve-publication")
     try:
         detail = _json_body().get("note")
         incident = incidents.transition(
@@ -263,14 +269,14 @@ def change_incident(incident_id: str, action: str) -> Response:
 
 
 def _statement_action(incident_id: str, action: str) -> Response:
-    from chalicelib.publish.api import publish_request
+    from chalicelib.publish.api import publish_request, resolve_request
     from chalicelib.statements.api import draft_request
 
     try:
         body = _json_body()
     except ValueError as exc:
         return _error(400, str(exc))
-    handler = draft_request if action == "statements" else publish_request
+    handler = {"statements": draft_request, "publish": publish_request, "resolve-publication": resolve_request}[action]
     result = handler(incident_id, body, actor=_actor())
     return Response(body=result.body, status_code=result.status)
 

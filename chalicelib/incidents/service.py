@@ -284,6 +284,12 @@ def record(incident_id: str, *, actor: str, action: str, channel: str, detail: s
     return entry
 
 
+def announce(incident_id: str, entry: TimelineItem) -> None:
+    """Tell outbound subscribers about an entry the caller wrote in its own transaction (built with
+    `timeline_entry`, so it carries the outbox mark the sweeper relays if this never runs)."""
+    _announce(get(incident_id), entry)
+
+
 def timeline(incident_id: str) -> list[TimelineItem]:
     bind()
     return list(TimelineItem.query(f"incident#{incident_id}", TimelineItem.sk.startswith("t#"), consistent_read=True))

@@ -68,6 +68,8 @@ ACTIONS = {
     "statement_approval_complete": "statement fully approved",
     "statement_published": "published the statement",
     "statement_publish_failed": "publishing failed",
+    "statement_publish_in_doubt": "publishing IN DOUBT: check the platform, then resolve",
+    "statement_publish_resolved": "checked the platform for a publication in doubt",
 }
 
 

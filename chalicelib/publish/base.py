@@ -7,9 +7,11 @@ Invariant 5: an adapter re-hashes the text it was handed and refuses to send it 
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,6 +40,23 @@ class PlatformError(PublishError):
         super().__init__(message)
         self.response_status = response_status
         self.detail = detail
+
+
+class OutcomeUnknown(PlatformError):
+    """The request reached the platform and its answer was lost or ambiguous (a read timeout, a
+    connection dropped after sending, a 500/502/504, a success without an id): the post may be up.
+    The publication becomes "in doubt" and is never sent again until a person checks the platform."""
+
+
+MAYBE_SENT_STATUSES = frozenset({500, 502, 504})
+"""Answers that may come from a hop after the platform accepted the post. Any other 4xx or 5xx
+(429 and 503 included: "try again later") is a refusal: nothing was posted."""
+
+
+def refusal(message: str, response: HttpResponse) -> PlatformError:
+    """The error for a non-success answer: OutcomeUnknown when the post may be up, else PlatformError."""
+    kind = OutcomeUnknown if response.status in MAYBE_SENT_STATUSES else PlatformError
+    return kind(message, response.status, excerpt(response))
 
 
 @dataclass(frozen=True)
@@ -69,13 +88,35 @@ class Target:
         return f"{self.surface or 'default'}:{self.reply_to or 'post'}:{self.mode}"
 
 
+@dataclass(frozen=True)
+class Progress:
+    """What an earlier attempt at this publication already put on the platform, and where to note
+    each new part. `posted` holds the platform ids of the parts already up, in order: an adapter
+    sends only the parts after them (an X thread continues as a reply to the last one). `record`
+    is called with (index, id) as soon as each part is accepted, before the next is sent; if it
+    raises, the adapter stops (the part is up but not recorded: the publication is in doubt)."""
+
+    posted: tuple[str, ...] = ()
+    record: Callable[[int, str], None] | None = None
+
+    def note(self, index: int, post_id: str) -> None:
+        if self.record is not None:
+            self.record(index, post_id)
+
+
 @runtime_checkable
 class Publisher(Protocol):
-    """A channel adapter. `publish` sends exactly `text` (or the thread derived from it) and nothing else."""
+    """A channel adapter. `publish` sends exactly `text` (or the thread derived from it) and nothing else.
+
+    Raises PlatformError when the platform refused (nothing more went out; the parts already
+    accepted were passed to `progress.record`), OutcomeUnknown when the last request may have
+    been accepted, HashMismatch when the text is not the approved text."""
 
     platform: str
 
-    def publish(self, text: str, version_hash: str, target: Target) -> PublishedRef: ...
+    def publish(
+        self, text: str, version_hash: str, target: Target, progress: Progress | None = None
+    ) -> PublishedRef: ...
 
 
 def require_hash(text: str, approved_hash: str, signer_id: str) -> None:
@@ -108,7 +149,12 @@ class Transport(Protocol):
 
 
 class UrllibTransport:
-    """Standard-library HTTPS client (no extra dependency in the Lambda package)."""
+    """Standard-library HTTPS client (no extra dependency in the Lambda package).
+
+    A failure while connecting or sending the request (urllib wraps those in URLError: DNS,
+    refused, TLS, connect timeout, a reset before the request was complete) is a PlatformError:
+    the platform never had the whole request. A failure while waiting for or reading the answer
+    (read timeout, connection reset or closed, truncated answer) is OutcomeUnknown."""
 
     def __init__(self, timeout: float = 10.0) -> None:
         self.timeout = timeout
@@ -121,9 +167,15 @@ class UrllibTransport:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - scheme checked above
                 return HttpResponse(resp.status, resp.read(), dict(resp.headers))
         except urllib.error.HTTPError as exc:
-            return HttpResponse(exc.code, exc.read(), dict(exc.headers or {}))
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise PlatformError(f"could not reach {url}: {exc}") from exc
+            try:
+                body = exc.read()
+            except (OSError, http.client.HTTPException):
+                body = b""
+            return HttpResponse(exc.code, body, dict(exc.headers or {}))
+        except urllib.error.URLError as exc:  # before the request was complete: nothing was posted
+            raise PlatformError(f"could not reach {url}: {exc.reason}") from exc
+        except (OSError, http.client.HTTPException) as exc:  # after sending: the post may be up
+            raise OutcomeUnknown(f"sent to {url}, but no answer came back ({type(exc).__name__}: {exc})") from exc
 
 
 def post_json(
@@ -146,7 +198,12 @@ def send(transport: Transport, method: str, url: str, body: bytes, headers: dict
     """Guarded call: any method other than POST is refused before it reaches the network."""
     if method.upper() not in ALLOWED_METHODS:
         raise PublishError(f"publishers only create posts; {method} is not allowed")
-    return transport.request(method.upper(), url, headers, body)
+    try:
+        return transport.request(method.upper(), url, headers, body)
+    except PublishError:
+        raise
+    except Exception as exc:  # a transport that fails in a way we cannot read: assume it may have sent
+        raise OutcomeUnknown(f"sending to {url} failed and the post may be up: {type(exc).__name__}: {exc}") from exc
 
 
 def excerpt(response: HttpResponse, limit: int = 300) -> str:

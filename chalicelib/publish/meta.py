@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 
 from chalicelib.publish.base import (
+    OutcomeUnknown,
     PlatformError,
+    Progress,
     PublishedRef,
     Target,
     Transport,
     UrllibTransport,
     excerpt,
     post_json,
+    refusal,
     require_hash,
 )
 from chalicelib.statements import xtext
@@ -61,17 +64,34 @@ class MetaPublisher:
             return f"{self._base}/{self._page_id}/feed"
         raise PlatformError("a Meta publication needs a comment to answer (reply_to) or a Page id")
 
-    def publish(self, text: str, version_hash: str, target: Target) -> PublishedRef:
-        """The approved text as one comment reply (several in order if over 8,000 characters)."""
+    def publish(self, text: str, version_hash: str, target: Target, progress: Progress | None = None) -> PublishedRef:
+        """The approved text as one comment reply (several in order if over 8,000 characters).
+
+        With `progress`, the parts an earlier attempt posted are not sent again, and each new part's
+        id is recorded before the next is sent."""
         require_hash(text, version_hash, target.signer_id)
         url = self._edge(target)
-        ids: list[str] = []
-        for part in xtext.meta_parts(text):
-            response = post_json(self._transport, url, {"message": part}, {"Authorization": f"Bearer {self._token}"})
-            if response.status != 200:
-                raise PlatformError("Meta refused the reply", response.status, excerpt(response))
+        parts = xtext.meta_parts(text)
+        progress = progress or Progress()
+        ids = list(progress.posted)
+        if len(ids) > len(parts):
+            raise PlatformError(f"{len(ids)} replies are recorded for a text of {len(parts)}; nothing was sent")
+        for index in range(len(ids), len(parts)):
+            part = f"part {index + 1} of {len(parts)}"
             try:
-                ids.append(str(response.json()["id"]))
+                response = post_json(
+                    self._transport, url, {"message": parts[index]}, {"Authorization": f"Bearer {self._token}"}
+                )
+            except PlatformError as exc:
+                raise type(exc)(f"{exc} ({part})", exc.response_status, exc.detail) from exc
+            if response.status != 200:
+                raise refusal(f"Meta refused the reply ({part})", response)
+            try:
+                post_id = str(response.json()["id"])
             except (ValueError, KeyError, TypeError) as exc:
-                raise PlatformError("Meta answered without an id", response.status, excerpt(response)) from exc
+                raise OutcomeUnknown(
+                    f"Meta answered {response.status} to {part} without an id", response.status, excerpt(response)
+                ) from exc
+            ids.append(post_id)
+            progress.note(index, post_id)
         return PublishedRef(ids[0], f"https://www.facebook.com/{ids[0]}", tuple(ids))

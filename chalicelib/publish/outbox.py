@@ -10,7 +10,7 @@ import secrets
 import time
 from pathlib import Path
 
-from chalicelib.publish.base import PublishedRef, Target, require_hash
+from chalicelib.publish.base import Progress, PublishedRef, Target, require_hash
 from chalicelib.store.models import OutboxItem, bind
 
 
@@ -24,7 +24,8 @@ class OutboxPublisher:
     def from_env(cls) -> OutboxPublisher:
         return cls(os.environ.get("KLAXON_OUTBOX_FILE") or None)
 
-    def publish(self, text: str, version_hash: str, target: Target) -> PublishedRef:
+    def publish(self, text: str, version_hash: str, target: Target, progress: Progress | None = None) -> PublishedRef:
+        """One message; `progress` is not used (there is one part, written locally)."""
         require_hash(text, version_hash, target.signer_id)
         now = time.time()
         ref = f"outbox_{int(now * 1000)}_{secrets.token_hex(4)}"

@@ -15,7 +15,17 @@ from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import Webhook
 
-from chalicelib.publish.base import PlatformError, PublishedRef, Target, Transport, UrllibTransport, excerpt, send
+from chalicelib.publish.base import (
+    OutcomeUnknown,
+    PlatformError,
+    Progress,
+    PublishedRef,
+    Target,
+    Transport,
+    UrllibTransport,
+    excerpt,
+    send,
+)
 from chalicelib.publish.base import require_hash as _require_hash
 
 EVENT_TYPE = "statement.published"
@@ -43,7 +53,9 @@ class WebhookPublisher:
             raise PlatformError("KLAXON_PUBLISH_WEBHOOK_URL and KLAXON_PUBLISH_WEBHOOK_SECRET must be set")
         return cls(url, secret, transport)
 
-    def publish(self, text: str, version_hash: str, target: Target) -> PublishedRef:
+    def publish(self, text: str, version_hash: str, target: Target, progress: Progress | None = None) -> PublishedRef:
+        """One signed delivery. A lost answer is a plain PlatformError here, not OutcomeUnknown: a
+        retry carries the same `webhook-id`, which Standard Webhooks receivers use to drop duplicates."""
         _require_hash(text, version_hash, target.signer_id)
         msg_id = "msg_" + hashlib.sha256(f"{version_hash}|{target.key()}".encode()).hexdigest()[:24]
         now = self._clock()
@@ -70,8 +82,11 @@ class WebhookPublisher:
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": self._signer.sign(msg_id, now, body),
         }
-        response = send(self._transport, "POST", self._url, body.encode("utf-8"), headers)
-        if not 200 <= response.status < 300:
+        try:
+            response = send(self._transport, "POST", self._url, body.encode("utf-8"), headers)
+        except OutcomeUnknown as exc:
+            raise PlatformError(f"{exc} (a retry resends {msg_id})", exc.response_status, exc.detail) from exc
+        if not 200 <= response.status < 300:  # any refusal is retryable: the receiver dedupes by webhook-id
             raise PlatformError("the webhook receiver refused the statement", response.status, excerpt(response))
         ref_id, url = msg_id, None
         try:

@@ -335,7 +335,9 @@ class StatementNoteItem(_IncidentBase):
 
 
 class PublicationItem(_IncidentBase):
-    """One publication of an approved text to one platform target; `state` publishing -> published."""
+    """One publication of an approved text to one platform target; `state` publishing -> published,
+    or -> failed (refused: a retry continues after the recorded parts) or -> in_doubt (a part may be
+    up: nothing is sent until a person checks the platform and resolves it)."""
 
     incident_id = UnicodeAttribute()
     lang = UnicodeAttribute()
@@ -343,10 +345,13 @@ class PublicationItem(_IncidentBase):
     hash = UnicodeAttribute()
     platform = UnicodeAttribute()
     target = UnicodeAttribute()
-    state = UnicodeAttribute()  # publishing | published | failed
+    state = UnicodeAttribute()  # publishing | published | failed | in_doubt
     platform_id = UnicodeAttribute(null=True)
     url = UnicodeAttribute(null=True)
-    part_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    part_ids = ListAttribute(of=UnicodeAttribute, default=list)  # recorded as each part is accepted
+    part_count = NumberAttribute(null=True)  # how many parts (posts, replies) the publication has
+    doubt_part = NumberAttribute(null=True)  # in_doubt: the 1-based part that may or may not be up
+    timeline_sk = UnicodeAttribute(null=True)  # the statement_published entry, written with `published`
     error = UnicodeAttribute(null=True)
     actor = UnicodeAttribute()
     created_at = NumberAttribute()

@@ -15,7 +15,7 @@ import pytest
 from chalicelib.incidents import service as incidents
 from chalicelib.incidents.service import Trigger
 from chalicelib.publish import service as publish
-from chalicelib.publish.base import PublishedRef, Target
+from chalicelib.publish.base import OutcomeUnknown, PlatformError, PublishedRef, Target
 from chalicelib.publish.outbox import OutboxPublisher, outbox_items
 from chalicelib.statements import service as statements
 from chalicelib.statements import web
@@ -186,7 +186,7 @@ def test_publish_refused_before_quorum_and_adapter_refuses_other_text(env: Any) 
         platform = "recorder"
         calls: list[str] = []
 
-        def publish(self, text: str, version_hash: str, target: Target) -> PublishedRef:
+        def publish(self, text: str, version_hash: str, target: Target, progress: Any = None) -> PublishedRef:
             self.calls.append(text)
             return PublishedRef("r1")
 
@@ -200,6 +200,8 @@ def test_publish_refused_before_quorum_and_adapter_refuses_other_text(env: Any) 
 
 
 def test_failed_publication_is_recorded_and_can_be_retried(env: Any) -> None:
+    """A refusal (nothing went out) leaves the publication `failed` and a retry publishes; an unknown
+    outcome (the platform may have the post) leaves it in doubt, and a retry sends nothing."""
     incident_id = open_incident()
     (en,) = statements.draft_statements(incident_id, FACTS, ["en"], actor="maya-katz")
     for person in (SIGNER, "avi-shapira", "james-okafor"):
@@ -207,21 +209,36 @@ def test_failed_publication_is_recorded_and_can_be_retried(env: Any) -> None:
 
     class Flaky:
         platform = "flaky"
-        fail = True
+        fail: Exception | None = PlatformError("platform refused", 429)
+        calls = 0
 
-        def publish(self, text: str, version_hash: str, target: Target) -> PublishedRef:
-            if self.fail:
-                raise publish.PublishError("platform down")
+        def publish(self, text: str, version_hash: str, target: Target, progress: Any = None) -> PublishedRef:
+            self.calls += 1
+            if self.fail is not None:
+                raise self.fail
             return PublishedRef("p-1", "https://example.test/p-1")
 
     flaky = Flaky()
-    with pytest.raises(publish.PublishError):
+    with pytest.raises(PlatformError, match="refused"):
         publish.publish_statement(incident_id, "en", publisher=flaky, actor="maya-katz")
     assert "statement_publish_failed" in actions(incident_id)
+    stored = publish.get_publication(incident_id, en.hash, "flaky", "default:post:thread")
+    assert stored is not None and stored.state == "failed" and "refused" in (stored.error or "")
     assert incidents.get(incident_id).status == incidents.STATEMENT_APPROVED
-    flaky.fail = False
+    flaky.fail = None
     result = publish.publish_statement(incident_id, "en", publisher=flaky, actor="maya-katz")
     assert result.platform_id == "p-1" and incidents.get(incident_id).status == incidents.PUBLISHED
+    assert flaky.calls == 2 and actions(incident_id).count("statement_published") == 1
+
+    # Another target: the answer was lost after sending. In doubt; never sent again by a retry.
+    flaky.fail, flaky.calls = OutcomeUnknown("no answer came back"), 0
+    with pytest.raises(publish.PublishInDoubt) as caught:
+        publish.publish_statement(incident_id, "en", publisher=flaky, actor="maya-katz", reply_to="c_7")
+    assert caught.value.status == 502 and caught.value.details["part"] == 1
+    flaky.fail = None
+    with pytest.raises(publish.PublishInDoubt, match="part 1 of 1 may or may not be on the platform"):
+        publish.publish_statement(incident_id, "en", publisher=flaky, actor="maya-katz", reply_to="c_7")
+    assert flaky.calls == 1 and "statement_publish_in_doubt" in actions(incident_id)
 
 
 def test_routes_helpers_draft_and_publish_json(env: Any) -> None:

@@ -14,7 +14,9 @@ from standardwebhooks.webhooks import Webhook
 from chalicelib.publish.base import (
     HashMismatch,
     HttpResponse,
+    OutcomeUnknown,
     PlatformError,
+    Progress,
     Publisher,
     PublishError,
     Target,
@@ -110,11 +112,88 @@ def test_x_short_mode_is_one_post() -> None:
 
 
 def test_x_error_stops_the_thread_and_says_how_far_it_got() -> None:
+    """A refusal on part 2 (429: nothing posted) stops the thread with part 1 recorded; the retry,
+    given what is recorded, sends only parts 2 and 3, part 2 replying to part 1."""
     answers = iter([ok({"data": {"id": "1"}}, 201), HttpResponse(429, b'{"title":"Too Many Requests"}')])
     transport = FakeTransport(lambda m, u, b: next(answers))
+    recorded: list[tuple[int, str]] = []
+    progress = Progress((), lambda index, post_id: recorded.append((index, post_id)))
     with pytest.raises(PlatformError, match="after 1 of 3 posts") as caught:
+        XPublisher("t", transport).publish(LONG, LONG_HASH, TARGET, progress)
+    assert not isinstance(caught.value, OutcomeUnknown)
+    assert caught.value.response_status == 429 and len(transport.calls) == 2 and recorded == [(0, "1")]
+
+    retry = x_transport()
+    ref = XPublisher("t", retry).publish(
+        LONG, LONG_HASH, TARGET, Progress(("1",), lambda i, p: recorded.append((i, p)))
+    )
+    bodies = retry.bodies()
+    assert [b["reply"]["in_reply_to_tweet_id"] for b in bodies] == ["1", "1800"]
+    first = transport.bodies()[0]["text"]
+    assert [first] + [b["text"] for b in bodies] == [b["text"] for b in x_transport_thread()]
+    assert ref.part_ids == ("1", "1800", "1801") and recorded == [(0, "1"), (1, "1800"), (2, "1801")]
+
+
+def x_transport_thread() -> list[dict[str, Any]]:
+    transport = x_transport()
+    XPublisher("t", transport).publish(LONG, LONG_HASH, TARGET)
+    return transport.bodies()
+
+
+def test_x_with_every_part_recorded_sends_nothing() -> None:
+    transport = x_transport()
+    ref = XPublisher("t", transport).publish(LONG, LONG_HASH, TARGET, Progress(("7", "8", "9")))
+    assert transport.calls == [] and ref.part_ids == ("7", "8", "9")
+    with pytest.raises(PlatformError, match="4 posts are recorded for a thread of 3"):
+        XPublisher("t", transport).publish(LONG, LONG_HASH, TARGET, Progress(("6", "7", "8", "9")))
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_x_answers_that_may_follow_acceptance_are_outcome_unknown(status: int) -> None:
+    answers = iter([ok({"data": {"id": "1"}}, 201), HttpResponse(status, b"upstream")])
+    transport = FakeTransport(lambda m, u, b: next(answers))
+    with pytest.raises(OutcomeUnknown) as caught:
         XPublisher("t", transport).publish(LONG, LONG_HASH, TARGET)
-    assert caught.value.response_status == 429 and len(transport.calls) == 2
+    assert caught.value.response_status == status
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 429, 503])
+def test_x_refusals_are_not_outcome_unknown(status: int) -> None:
+    transport = FakeTransport(lambda m, u, b: HttpResponse(status, b"no"))
+    with pytest.raises(PlatformError) as caught:
+        XPublisher("t", transport).publish(TEXT, HASH, TARGET)
+    assert not isinstance(caught.value, OutcomeUnknown) and caught.value.response_status == status
+
+
+def test_a_success_without_an_id_or_a_transport_crash_is_outcome_unknown() -> None:
+    no_id = FakeTransport(lambda m, u, b: ok({"data": {}}, 201))
+    with pytest.raises(OutcomeUnknown, match="without a post id"):
+        XPublisher("t", no_id).publish(TEXT, HASH, TARGET)
+
+    def hang(m: str, u: str, b: dict[str, Any]) -> HttpResponse:
+        raise TimeoutError("read timed out")
+
+    with pytest.raises(OutcomeUnknown, match="TimeoutError"):
+        XPublisher("t", FakeTransport(hang)).publish(TEXT, HASH, TARGET)
+    with pytest.raises(OutcomeUnknown, match="without an id"):
+        MetaPublisher("t", FakeTransport(lambda m, u, b: ok({}))).publish(
+            TEXT, HASH, Target(signer_id=SIGNER, reply_to="1")
+        )
+
+
+def test_meta_continues_after_the_recorded_replies() -> None:
+    text = ("Listeria was found in one batch of hummus. " * 400).strip() + "\n\nNoa Ben-David"
+    h = version_hash(text, SIGNER)
+    full = FakeTransport(lambda m, u, b: ok({"id": "c_all"}))
+    MetaPublisher("t", full).publish(text, h, Target(signer_id=SIGNER, reply_to="1"))
+    assert len(full.calls) >= 2
+    rest = FakeTransport(lambda m, u, b: ok({"id": "c_2"}))
+    ref = MetaPublisher("t", rest).publish(text, h, Target(signer_id=SIGNER, reply_to="1"), Progress(("c_1",)))
+    assert rest.bodies() == full.bodies()[1:] and ref.part_ids[0] == "c_1"
+    with pytest.raises(OutcomeUnknown):
+        MetaPublisher("t", FakeTransport(lambda m, u, b: HttpResponse(500, b"{}"))).publish(
+            TEXT, HASH, Target(signer_id=SIGNER, reply_to="1")
+        )
 
 
 def test_meta_facebook_and_instagram_replies() -> None:
@@ -171,6 +250,15 @@ def test_webhook_refusal() -> None:
     transport = FakeTransport(lambda m, u, b: HttpResponse(500, b"boom"))
     with pytest.raises(PlatformError):
         WebhookPublisher("https://hooks.example/in", WHSEC, transport).publish(TEXT, HASH, TARGET)
+
+
+def test_webhook_lost_answer_is_retryable_because_the_retry_carries_the_same_id() -> None:
+    def hang(m: str, u: str, b: dict[str, Any]) -> HttpResponse:
+        raise TimeoutError("read timed out")
+
+    with pytest.raises(PlatformError) as caught:
+        WebhookPublisher("https://hooks.example/in", WHSEC, FakeTransport(hang)).publish(TEXT, HASH, TARGET)
+    assert not isinstance(caught.value, OutcomeUnknown) and "a retry resends msg_" in str(caught.value)
 
 
 def test_outbox_file_appends_json_lines(tmp_path: Path) -> None:
