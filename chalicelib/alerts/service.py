@@ -31,6 +31,10 @@ from chalicelib.store.models import COUNTER_ATTRIBUTES, LANGUAGES, DetectorState
 BUCKET_SECONDS = 60
 BOOTSTRAP_HOURS = 72
 STALE_SECONDS = 6 * 3600
+FUTURE_SKEW_SECONDS = 120
+"""A minute later than now + this is a sender's clock (or time zone) error, not news: counted, never fed
+to the detector. Fed, it would move the detector's open minute into the future, after which every real
+minute looks late and is ignored: one mislabelled timestamp would blind the brand's detector."""
 _ATTEMPTS = 25
 _NEG = tuple(counter_attribute("negative", lang) for lang in LANGUAGES)
 
@@ -120,9 +124,12 @@ def feed(
         except DoesNotExist:
             item = DetectorStateItem(f"detector#{brand}")
             state = bootstrap(brand, params, minute, cfg)
-        negative, total = negative_and_total(_minute_cells(brand, minute, cfg))
+        judged = minute
+        if state is not None and minute < state.cur_start <= newest:
+            judged = state.cur_start  # the open minute, whose count may have grown since it was observed
+        negative, total = negative_and_total(_minute_cells(brand, judged, cfg))
         new_state, alarm = observe(
-            state, params, bucket_start=minute, bucket_seconds=BUCKET_SECONDS, negative=negative, total=total
+            state, params, bucket_start=judged, bucket_seconds=BUCKET_SECONDS, negative=negative, total=total
         )
         item.state = new_state.to_bytes()
         if alarm is not None and on_alarm is not None:
@@ -156,6 +163,8 @@ def feed_batch(
     clock = time.time() if now is None else now
     newest: dict[str, int] = {}
     for brand, minute in touched:
+        if minute > clock + FUTURE_SKEW_SECONDS:
+            continue  # see FUTURE_SKEW_SECONDS
         newest[brand] = max(newest.get(brand, minute), minute)
     alarms: list[BrandAlarm] = []
     for brand, minute in sorted(newest.items()):

@@ -553,7 +553,7 @@ def mark_handled(
             TriageEntryItem.handled_at.set(clock),
             TriageEntryItem.handled_by.set(actor[:64]),
             TriageEntryItem.handled_via.set(via),
-            TriageEntryItem.version.set(int(entry.version) + 1),
+            TriageEntryItem.version.add(1),  # atomic: never rolled back by a stale read
             TriageEntryItem.expires.set(int(clock) + _retention(cfg)),
         ]
         condition = TriageEntryItem.status == OPEN
@@ -604,7 +604,7 @@ def check_breaches(now: float | None = None, cfg: Settings | None = None) -> lis
                 actions=[
                     TriageEntryItem.breached_at.set(clock),
                     TriageEntryItem.open_shard.set(BREACH_ANNOUNCE),  # off the clock, onto the outbox
-                    TriageEntryItem.version.set(int(entry.version) + 1),
+                    TriageEntryItem.version.add(1),  # atomic: never rolled back by a stale read
                 ],
                 condition=(TriageEntryItem.status == OPEN)
                 & TriageEntryItem.breached_at.does_not_exist()

@@ -76,3 +76,28 @@ def test_concurrent_feeds_do_not_lose_updates(env: Any) -> None:
     assert errors == []
     item = DetectorStateItem.get(f"detector#{BRAND}", consistent_read=True)
     assert item.version == 12  # every one of the 12 feeds landed, none overwritten
+
+
+@pytest.mark.parametrize("skew_seconds", [3 * 3600, 180], ids=["three-hours-ahead", "three-minutes-ahead"])
+def test_mentions_stamped_in_the_future_do_not_blind_the_detector(env: Any, skew_seconds: int) -> None:
+    """A sender whose clock (or time zone) runs ahead stamps mentions in the future. They are counted,
+    but never fed to the detector: fed, they moved its open minute ahead, and every real minute after
+    that looked late and was ignored, so the crisis below raised no alarm at all."""
+    rng = random.Random(3)
+    now = 1_780_000_000 // 3600 * 3600
+    for i, minute in enumerate(range(now - 8 * 3600, now, 60)):
+        write_minute(minute, rng.randint(1, 5), rng.randint(6, 12), token=f"h{i}")
+    params = DetectorParams()
+    fired = []
+    for i, minute in enumerate(range(now, now + 40 * 60, 60)):
+        negative = rng.randint(1, 5) if i < 10 else 80 + rng.randint(0, 10)
+        write_minute(minute, negative, rng.randint(6, 12), token=f"l{i}")
+        touched = {(BRAND, minute)}
+        if i >= 5:  # from minute 5 on, a skewed source posts one neutral mention a minute
+            future = (minute + skew_seconds) // 60 * 60
+            write_minute(future, 0, 1, token=f"future{i}")
+            touched.add((BRAND, future))
+        fired += [i for _ in alerts.feed_batch(touched, lambda _: params, now=minute + 30)]
+    assert len(fired) == 1 and 10 <= fired[0] <= 13, fired
+    state = DetectorState.from_bytes(DetectorStateItem.get(f"detector#{BRAND}", consistent_read=True).state)
+    assert state is not None and state.cur_start <= now + 40 * 60
