@@ -386,16 +386,30 @@ class _Result:
     outcome: Outcome
 
 
+BATCH_BUDGET_SECONDS = 15.0
+"""No new delivery starts this long after the batch began (the outbound function's timeout is 30 s).
+Records not tried come back later (RETRY). Without it, a slow receiver (3.5 s per answer is ordinary
+for some chat webhooks) made ten records outlast the function: a Lambda timeout returns no partial
+response, so SQS redelivered all ten, including those delivered, up to the DLQ's eight receives."""
+
+
 def _deliver_group(
-    subscriber: Subscriber | None, records: list[tuple[dict[str, Any], Message]], cfg: Settings
+    subscriber: Subscriber | None,
+    records: list[tuple[dict[str, Any], Message]],
+    cfg: Settings,
+    deadline: float | None = None,
 ) -> list[_Result]:
     """One subscriber's records, in batch order. After a retryable failure the rest wait for the
-    next try without an attempt, so a dead receiver costs one timeout per batch, not ten."""
+    next try without an attempt, so a dead receiver costs one timeout per batch, not ten; past
+    `deadline` (time.monotonic()) nothing new is attempted."""
     results: list[_Result] = []
     blocked: Outcome | None = None
     for record, message in records:
         if subscriber is None:
             outcome = Outcome(PERMANENT, "subscriber no longer configured")
+        elif blocked is None and deadline is not None and time.monotonic() > deadline:
+            blocked = Outcome(RETRY, "the batch's time budget is spent")
+            outcome = Outcome(RETRY, f"not tried: {blocked.reason}")
         elif blocked is not None:
             outcome = Outcome(RETRY, f"not tried: {blocked.reason}", blocked.retry_after)
         else:
@@ -427,6 +441,7 @@ def deliver_batch(event: dict[str, Any], cfg: Settings | None = None) -> dict[st
     `batchItemFailures` with its visibility set to the backoff, so only it comes back, later.
     """
     cfg = cfg or settings()
+    deadline = time.monotonic() + BATCH_BUDGET_SECONDS
     configured = {s.name: s for s in subscribers(cfg)}  # an invalid file raises: the whole batch retries
     groups: dict[str, list[tuple[dict[str, Any], Message]]] = {}
     results: list[_Result] = []
@@ -439,7 +454,9 @@ def deliver_batch(event: dict[str, Any], cfg: Settings | None = None) -> dict[st
         groups.setdefault(message.subscriber, []).append((record, message))
     if groups:
         with ThreadPoolExecutor(max_workers=min(8, len(groups)), thread_name_prefix="outbound") as pool:
-            futures = [pool.submit(_deliver_group, configured.get(name), recs, cfg) for name, recs in groups.items()]
+            futures = [
+                pool.submit(_deliver_group, configured.get(name), recs, cfg, deadline) for name, recs in groups.items()
+            ]
             for future in futures:
                 results.extend(future.result())
     failures = []

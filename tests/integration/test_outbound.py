@@ -522,3 +522,32 @@ def test_an_event_neither_queued_nor_parked_stays_marked_until_the_relay_sends_i
     opened = next(e.sk for e in incidents.timeline(incident_id) if e.action == "opened")
     assert [h.headers["webhook-id"] for h in receiver.at("/s")] == [outbound.event_id(incident_id, opened)]
     assert unannounced() == []
+
+
+def test_a_slow_receiver_cannot_make_the_batch_outlast_the_function(
+    out: Outbound, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the batch's time budget no new delivery starts: those records come back later, and the ones
+    delivered are not in batchItemFailures (a Lambda timeout would have redelivered all of them)."""
+    configure(tmp_path, monkeypatch, [{"name": "slow", "url": receiver.url("/slow"), "format": "slack"}])
+    run_lifecycle()
+    messages = []
+    while batch := receive(out.env.sqs, out.url, max_messages=10):
+        messages += batch
+    assert len(messages) == 7
+    real_post = outbound.post
+
+    def slow_post(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)  # a receiver that takes its time to answer
+        return real_post(*args, **kwargs)
+
+    monkeypatch.setattr(outbound, "post", slow_post)
+    monkeypatch.setattr(outbound, "BATCH_BUDGET_SECONDS", 0.5)
+    started = time.monotonic()
+    result = outbound.deliver_batch(_event(messages, queue_arn(out.env.sqs, out.url)))
+    assert time.monotonic() - started < 2.0
+    failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+    delivered = len(receiver.at("/slow"))
+    assert 1 <= delivered <= 3 and len(failed) == 7 - delivered
+    sent_ids = {m["MessageId"] for m in messages[:delivered]}
+    assert not failed & sent_ids  # batch order: the first ones went out and are not sent again
