@@ -29,13 +29,18 @@ def write_minute(minute: int, negative: int, other: int, token: str) -> None:
         commit(token=token, totals={(BRAND, minute): cells}, ledger_ids=b"")
 
 
+def quiet_history(rng: random.Random) -> int:
+    """Eight hours of quiet history (about 3 negative and 9 other mentions a minute), stored as counts;
+    returns the hour it ends at, where the live minutes start."""
+    now = 1_780_000_000 // 3600 * 3600
+    for i, minute in enumerate(range(now - 8 * 3600, now, 60)):
+        write_minute(minute, rng.randint(1, 5), rng.randint(6, 12), token=f"h{i}")
+    return now
+
+
 def test_bootstrap_then_one_alarm_for_a_crisis(env: Any) -> None:
     rng = random.Random(3)
-    now = 1_780_000_000 // 3600 * 3600
-    history_start = now - 8 * 3600
-    # Eight hours of quiet history (about 3 negative and 9 other mentions a minute), stored as counts.
-    for i, minute in enumerate(range(history_start, now, 60)):
-        write_minute(minute, rng.randint(1, 5), rng.randint(6, 12), token=f"h{i}")
+    now = quiet_history(rng)
     params = DetectorParams()
     fired = []
     # Live: ten calm minutes, then negatives jump about thirtyfold and stay high (the detector's own
@@ -84,9 +89,7 @@ def test_mentions_stamped_in_the_future_do_not_blind_the_detector(env: Any, skew
     but never fed to the detector: fed, they moved its open minute ahead, and every real minute after
     that looked late and was ignored, so the crisis below raised no alarm at all."""
     rng = random.Random(3)
-    now = 1_780_000_000 // 3600 * 3600
-    for i, minute in enumerate(range(now - 8 * 3600, now, 60)):
-        write_minute(minute, rng.randint(1, 5), rng.randint(6, 12), token=f"h{i}")
+    now = quiet_history(rng)
     params = DetectorParams()
     fired = []
     for i, minute in enumerate(range(now, now + 40 * 60, 60)):
