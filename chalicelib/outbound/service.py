@@ -29,7 +29,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -154,18 +154,26 @@ def emit(incident: Any, entry: Any, cfg: Settings | None = None) -> int:
 
 
 def _announced(entry: Any) -> None:
-    """Remove the entry's outbox mark; a failure only means the sweeper relays it once more."""
+    """Remove the timeline entry's outbox mark (and its time)."""
+    from chalicelib.outbound.actions import UNANNOUNCED
     from chalicelib.store.models import TimelineItem
 
     if getattr(entry, "open_shard", None) is None:
         return
+    clear_mark(entry, UNANNOUNCED, also=[TimelineItem.opened_at.remove()])
+
+
+def clear_mark(item: Any, shard: str, *, also: Sequence[Any] = ()) -> None:
+    """Take `item` off the outbox once its event is queued or parked: remove `open_shard` (and the
+    `also` actions) if it is still `shard`. A failure only means the sweeper relays the event once
+    more (receivers drop the copy by its `webhook-id`), so it is logged, never raised."""
+    model = type(item)
     try:
-        entry.update(
-            actions=[TimelineItem.open_shard.remove(), TimelineItem.opened_at.remove()],
-            condition=TimelineItem.open_shard.exists(),
-        )
-    except Exception:  # noqa: BLE001 - conditional failure (another relay did it) or DynamoDB trouble
-        logger.info("outbound entry not unmarked; the sweeper may send it again", extra={"entry": entry.sk})
+        item.update(actions=[model.open_shard.remove(), *also], condition=model.open_shard == shard)
+    except Exception as exc:  # noqa: BLE001 - another relay did it, or DynamoDB trouble
+        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+            logger.info("outbox mark not cleared; the sweeper may send the event again",
+                        extra={"pk": getattr(item, "pk", None), "sk": getattr(item, "sk", None)})
 
 
 def announce_pending(

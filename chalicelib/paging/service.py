@@ -112,10 +112,11 @@ def _conditional_failed(exc: Exception) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
-class _DefaultSender:
+class LazyTwilioSender:
     """`twilio_sms.default_sender()`, looked up at the first send: sweeping, acknowledging and
     stopping need no Twilio configuration, and a missing one fails the sends (kept as
-    `send_failed` and retried), not the sweep or the ingest batch that opened the incident."""
+    `send_failed` and retried), not the sweep or the ingest batch that opened the incident. The
+    approval-request sweep (statements/notify.py) sends through it too."""
 
     def send(self, to: str, body: str, status_callback: str | None = None) -> SentMessage:
         try:
@@ -126,7 +127,7 @@ class _DefaultSender:
 
 
 def _sender(sender: SmsSender | None) -> SmsSender:
-    return sender if sender is not None else _DefaultSender()
+    return sender if sender is not None else LazyTwilioSender()
 
 
 def deployed_roster() -> Roster:

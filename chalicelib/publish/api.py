@@ -32,8 +32,7 @@ def publish_request(incident_id: str, body: Any, *, actor: str, publisher: Publi
     try:
         request = PublishRequest.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        return ApiResult(422, {"error": f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"})
+        return ApiResult.invalid(exc)
     try:
         channel = publisher or service.publisher_for(request.platform)
     except PlatformError as exc:  # its credentials are missing here; nothing was contacted, so not a 502
@@ -91,8 +90,7 @@ def resolve_request(incident_id: str, body: Any, *, actor: str) -> ApiResult:
     try:
         request = ResolveRequest.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        return ApiResult(422, {"error": f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"})
+        return ApiResult.invalid(exc)
     try:
         incidents.get(incident_id)
         publication = service.resolve_in_doubt(

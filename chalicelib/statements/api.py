@@ -22,6 +22,12 @@ class ApiResult:
     status: int
     body: dict[str, Any]
 
+    @classmethod
+    def invalid(cls, exc: ValidationError) -> ApiResult:
+        """422 naming the first invalid field and why."""
+        first = exc.errors()[0]
+        return cls(422, {"error": f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"})
+
 
 class DraftRequest(BaseModel):
     """Body of POST /incidents/{id}/statements."""
@@ -73,8 +79,7 @@ def draft_request(incident_id: str, body: Any, *, actor: str, now: float | None 
     try:
         request = DraftRequest.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        return ApiResult(422, {"error": f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"})
+        return ApiResult.invalid(exc)
     if request.languages is not None:
         if not request.languages:
             return ApiResult(

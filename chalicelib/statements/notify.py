@@ -465,26 +465,11 @@ def sweep(now: float | None = None, *, sender: Any = None, limit: int = 50) -> d
     return dict(outcomes)
 
 
-class _SweepSender:
-    """The default Twilio sender, looked up at the first send (a missing configuration is one more
-    certainly-failed attempt, as for pages: it may be fixed before the attempts run out)."""
-
-    def send(self, to: str, body: str, status_callback: str | None = None) -> Any:
-        from chalicelib.paging.sms import SendErrorKind, SmsSendError
-        from chalicelib.paging.twilio_sms import TwilioNotConfigured, default_sender
-
-        try:
-            sender = default_sender()
-        except TwilioNotConfigured as exc:
-            raise SmsSendError(SendErrorKind.PERMANENT, f"Twilio not configured: {exc}") from exc
-        return sender.send(to, body, status_callback)
-
-
 def _sweep_one(item: Any, now: float, sender: Any) -> str:
     from pynamodb.exceptions import DoesNotExist, UpdateError
 
     from chalicelib.incidents import service as incidents
-    from chalicelib.paging.service import deployed_roster, public_url
+    from chalicelib.paging.service import LazyTwilioSender, deployed_roster, public_url
     from chalicelib.store.models import ApprovalRequestItem as Item
 
     try:  # the index is eventually consistent; the item is not
@@ -531,7 +516,7 @@ def _sweep_one(item: Any, now: float, sender: Any) -> str:
             return "taken"
         raise
     person = roster.person(person_id)
-    ctx = _Ctx(incidents.get(incident_id), roster, sender or _SweepSender(), base, now)
+    ctx = _Ctx(incidents.get(incident_id), roster, sender or LazyTwilioSender(), base, now)
     outcome = _send(claim, person, _text(ctx, person, languages, claim.editor), ctx.sender, now)
     if outcome == SENT:
         _record(incident_id, "approval_request_sent", f"{person_id}: sent by the sweeper, attempt {attempt + 1}")

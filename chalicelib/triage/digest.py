@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import PutError
 
 from chalicelib.config import Settings, settings
 from chalicelib.observability import logger
@@ -126,17 +126,8 @@ def _emit(claim: DigestItem, now: float, cfg: Settings) -> int:
     report = compute(brand, day, now=now, cfg=cfg)
     return outbound.emit_event(
         "digest.daily", brand=brand, key=f"digest.daily|{brand}|{day}", occurred_at=float(claim.sent_at),
-        data={"digest": report}, cfg=cfg, settled=lambda: _announced(claim),
+        data={"digest": report}, cfg=cfg, settled=lambda: outbound.clear_mark(claim, ANNOUNCE),
     )
-
-
-def _announced(claim: DigestItem) -> None:
-    """Take the digest off the outbox; a failure only means the sweeper relays it once more."""
-    try:
-        claim.update(actions=[DigestItem.open_shard.remove()], condition=DigestItem.open_shard == ANNOUNCE)
-    except UpdateError as exc:
-        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
-            logger.info("digest not unmarked; the sweeper may send it again", extra={"digest": claim.pk})
 
 
 def announce_pending(now: float | None = None, *, grace_seconds: float = 60, cfg: Settings | None = None) -> int:

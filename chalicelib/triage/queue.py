@@ -630,19 +630,8 @@ def _emit_breach(entry: TriageEntryItem, now: float, cfg: Settings) -> int:
         occurred_at=float(entry.breached_at or now),
         data=data,
         cfg=cfg,
-        settled=lambda: _breach_announced(entry),
+        settled=lambda: outbound.clear_mark(entry, BREACH_ANNOUNCE),
     )
-
-
-def _breach_announced(entry: TriageEntryItem) -> None:
-    """Take the entry off the outbox; a failure only means the sweeper relays the event once more."""
-    try:
-        entry.update(
-            actions=[TriageEntryItem.open_shard.remove()], condition=TriageEntryItem.open_shard == BREACH_ANNOUNCE
-        )
-    except UpdateError as exc:
-        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
-            logger.info("triage breach not unmarked; the sweeper may send it again", extra={"entry": entry.entry_id})
 
 
 def announce_breaches(
