@@ -11,7 +11,7 @@ from standardwebhooks import Webhook
 from chalicelib.config import PROJECT_ROOT, Settings
 from chalicelib.outbound import formats
 from chalicelib.outbound.config import SubscriberConfigError, check_subscribers, subscribers
-from chalicelib.outbound.models import Message, Subscriber, check_url
+from chalicelib.outbound.models import Message, Subscriber, address_is_public, check_url
 from chalicelib.outbound.service import DONE, PERMANENT, RETRY, backoff_seconds, classify
 
 SECRET = "whsec_" + "dW5pdC10ZXN0LXNlY3JldC1mb3Itb3V0Ym91bmQ="
@@ -66,6 +66,16 @@ def test_generic_needs_a_secret_and_unknown_events_are_refused(tmp_path: Path) -
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]/",
         "http://[::ffff:10.0.0.1]/",
+        "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254 (instance metadata)
+        "http://[64:ff9b::10.0.0.1]/",
+        "http://[64:ff9b:1::c0a8:101]/",  # RFC 8215 local-use NAT64 of 192.168.1.1
+        "http://[2002:7f00:1::]/",  # 6to4 of 127.0.0.1
+        "http://[2002:a9fe:a9fe::1]/",
+        "http://[::10.0.0.1]/",  # IPv4-compatible
+        "http://[::]/",
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",  # Teredo
+        "http://[fd00::1]/",
+        "http://[fe80::1]/",
         "http://192.168.1.1/",
         "https://user:pw@x.example/",
         "http:///nohost",
@@ -74,6 +84,14 @@ def test_generic_needs_a_secret_and_unknown_events_are_refused(tmp_path: Path) -
 def test_ssrf_guard_refuses(url: str) -> None:
     with pytest.raises(ValueError):
         check_url(url, allow_local=False)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"],
+)
+def test_public_addresses_pass_also_when_embedded_in_ipv6(address: str) -> None:
+    assert address_is_public(address)
 
 
 def test_local_flag_allows_loopback_only_for_http_schemes() -> None:
