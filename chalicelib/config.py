@@ -133,6 +133,10 @@ class Settings:
     mention_retention_days: int = 30
     counter_retention_days: int = 400
     counter_shards: int = 4
+    counter_read_shards: int = 0
+    """Shards the readers query when more than counter_shards (0: counter_shards). After lowering
+    KLAXON_COUNTER_SHARDS, set KLAXON_COUNTER_READ_SHARDS to the old value until the counter retention has
+    passed, or the counts already stored in the higher shards are not read."""
     brands_file: Path = field(default_factory=lambda: PROJECT_ROOT / "config" / "brands.yaml")
     # Outbound webhooks (chalicelib/outbound): queue, subscribers, delivery timing.
     outbound_queue_name: str = "klaxon-outbound"  # settings(): KLAXON_OUTBOUND_QUEUE_NAME, else <table prefix>-outbound
@@ -183,6 +187,7 @@ def settings() -> Settings:
         mention_retention_days=_int("KLAXON_MENTION_RETENTION_DAYS", Settings.mention_retention_days),
         counter_retention_days=_int("KLAXON_COUNTER_RETENTION_DAYS", Settings.counter_retention_days),
         counter_shards=max(1, _int("KLAXON_COUNTER_SHARDS", Settings.counter_shards)),
+        counter_read_shards=max(0, _int("KLAXON_COUNTER_READ_SHARDS", Settings.counter_read_shards)),
         brands_file=Path(brands_file) if brands_file else PROJECT_ROOT / "config" / "brands.yaml",
         outbound_queue_name=env("KLAXON_OUTBOUND_QUEUE_NAME") or f"{table_prefix}-outbound",
         outbound_queue_url=env("KLAXON_OUTBOUND_QUEUE_URL") or None,

@@ -6,7 +6,8 @@ ledger item (see `chalicelib.ingest.pipeline` for why that makes counting exactl
 
 Each brand's counters are spread over `counter_shards` partition keys (`<brand>#<shard>`) so
 a viral brand's writes are spread across partitions instead of hitting one partition's
-1,000 writes/s ceiling; readers query every shard and add them up.
+1,000 writes/s ceiling; readers query every shard and add them up (also the shards above a lowered
+`counter_shards`, up to `counter_read_shards`).
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def read_series(
         raise ValueError("from and to must lie between 2000-01-01 and 2100-01-01")
     clock = time.time() if now is None else now
     buckets: dict[int, Counter[str]] = {t: Counter() for t in range(first, end, step)}
-    for shard in range(cfg.counter_shards):
+    for shard in range(max(cfg.counter_shards, cfg.counter_read_shards)):
         for item in CounterItem.query(
             f"{brand}#{shard}", CounterItem.minute.between(first, end - 1), consistent_read=True
         ):

@@ -262,3 +262,27 @@ def test_deployed_batch_size_gathers_up_to_a_hundred_within_the_window_and_count
     assert waits[1] >= INGEST_BATCH_WINDOW_SECONDS  # a short batch waited out the window for more
     assert (stats.received, stats.deleted, stats.failed, stats.errors) == (140, 140, 0, 0)
     assert counted() == expected_totals(items)
+
+
+def test_counts_in_shards_above_a_lowered_shard_count_are_read_with_read_shards(env: Any) -> None:
+    """Counts written while KLAXON_COUNTER_SHARDS was 8 stay readable after it is lowered to 2, as long as
+    KLAXON_COUNTER_READ_SHARDS keeps the old value; without it the higher shards' counts are not read."""
+    from dataclasses import replace
+
+    from chalicelib.counters.service import commit, shard_for
+
+    wide = replace(settings(), counter_shards=8)
+    minute = int(BASE.timestamp())
+    tokens = [f"tok-{i}" for i in range(40)]
+    assert {shard_for(t, 8) for t in tokens} == set(range(8))
+    for token in tokens:
+        commit(token=token, totals={("acme-telecom", minute): Counter({"neg_en": 1})}, ledger_ids=b"x", cfg=wide)
+
+    def total(cfg: Any) -> int:
+        points = read_series("acme-telecom", start=minute, end=minute + 60, cfg=cfg)
+        return sum(int(p.as_dict()["total"]) for p in points)  # type: ignore[call-overload]
+
+    assert total(wide) == 40
+    lowered = replace(settings(), counter_shards=2)
+    assert total(lowered) == sum(1 for t in tokens if shard_for(t, 8) < 2) < 40
+    assert total(replace(lowered, counter_read_shards=8)) == 40
