@@ -26,6 +26,7 @@ import hashlib
 import os
 import random
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -387,6 +388,35 @@ def post(subscriber: Subscriber, body: bytes, headers: dict[str, str], cfg: Sett
         return Outcome(RETRY, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
 
 
+ATTEMPT_SECONDS = 10.0
+"""Wall-clock bound on one delivery attempt, answer included. The socket timeout bounds each read, not the
+whole answer: a receiver trickling its status line a byte every few seconds kept an attempt going for
+minutes. 15 s of batch budget + 10 s < the function's 30 s."""
+
+
+def post_within(subscriber: Subscriber, body: bytes, headers: dict[str, str], cfg: Settings,
+                seconds: float = ATTEMPT_SECONDS) -> Outcome:
+    """post(), given up after `seconds`: the attempt runs in a daemon thread that is left to finish on its
+    own (each of its reads still times out), and the record is retried later. The receiver may already
+    have the event; the webhook-id lets it de-duplicate, as for any retry after a lost answer."""
+    box: list[Outcome | BaseException] = []
+
+    def attempt() -> None:
+        try:
+            box.append(post(subscriber, body, headers, cfg))
+        except BaseException as exc:  # handed to the caller's own handling
+            box.append(exc)
+
+    worker = threading.Thread(target=attempt, name="outbound-post", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not box:
+        return Outcome(RETRY, f"no complete answer within {seconds:g} s")
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
 @dataclass
 class _Result:
     record: dict[str, Any]
@@ -424,7 +454,7 @@ def _deliver_group(
             try:
                 secret = os.environ.get(subscriber.secret_env) if subscriber.secret_env else None
                 body, headers = render(subscriber, message, now=time.time(), secret=secret)
-                outcome = post(subscriber, body, headers, cfg)
+                outcome = post_within(subscriber, body, headers, cfg)
             except MissingSecret as exc:
                 outcome = Outcome(RETRY, str(exc))
             except Exception as exc:  # a bug rendering one message must not sink the batch

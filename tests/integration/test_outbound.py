@@ -551,3 +551,58 @@ def test_a_slow_receiver_cannot_make_the_batch_outlast_the_function(
     assert 1 <= delivered <= 3 and len(failed) == 7 - delivered
     sent_ids = {m["MessageId"] for m in messages[:delivered]}
     assert not failed & sent_ids  # batch order: the first ones went out and are not sent again
+
+
+def test_a_receiver_trickling_its_answer_is_given_up_after_the_attempt_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each byte of the status line arrives within the socket timeout, so no read times out; the attempt's
+    wall-clock bound ends it, and the record is retried."""
+    import socket
+
+    from chalicelib.outbound.models import Subscriber
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                if stop.wait(0.2):
+                    return
+                conn.sendall(bytes([byte]))
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    monkeypatch.setenv("KLAXON_ALLOW_LOCAL_SUBSCRIBERS", "1")
+    monkeypatch.setenv("KLAXON_OUTBOUND_TIMEOUT_SECONDS", "1")
+    cfg = settings()
+    subscriber = Subscriber.model_validate(
+        {"name": "trickle", "url": f"http://127.0.0.1:{listener.getsockname()[1]}/h", "format": "slack"},
+        context={"allow_local": True},
+    )
+    try:
+        started = time.monotonic()
+        outcome = outbound.post_within(subscriber, b"{}", {"Content-Type": "application/json"}, cfg, seconds=1.5)
+        elapsed = time.monotonic() - started
+        assert outcome.kind == outbound.RETRY and "no complete answer within 1.5 s" in outcome.reason
+        assert 1.4 < elapsed < 2.5  # the whole answer would take ~8 s, and no single read exceeds 1 s
+    finally:
+        stop.set()
+        server.join(5)
+        listener.close()
+
+
+def test_the_attempt_bound_passes_answers_and_errors_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.outbound.models import Subscriber
+
+    subscriber = Subscriber(name="s", url="https://hooks.example/x", format="slack")
+    monkeypatch.setattr(outbound, "post", lambda *a: outbound.Outcome(outbound.DONE, "HTTP 200"))
+    assert outbound.post_within(subscriber, b"", {}, settings()).reason == "HTTP 200"
+
+    def broken(*_: Any) -> Any:
+        raise ValueError("bad status line")
+
+    monkeypatch.setattr(outbound, "post", broken)
+    with pytest.raises(ValueError, match="bad status line"):
+        outbound.post_within(subscriber, b"", {}, settings())
