@@ -45,10 +45,12 @@ def class_df(x: sp.csr_matrix, y: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def log_count_ratio(df: np.ndarray, alpha: float) -> np.ndarray:
     """Wang & Manning (2012) NB log-count ratios per class (one vs rest): 3 x buckets."""
     out = np.empty_like(df, dtype=np.float64)
+    # the smoothing normaliser's bucket count: the build's NB_BUCKETS, or an experiment's (0: the hash space)
+    ref = float(os.environ.get("KLAXON_CV_NB_BUCKETS", ts.NB_BUCKETS)) or df.shape[1]
     for c in range(3):
         p = alpha + df[c]
         q = alpha + df.sum(axis=0) - df[c]
-        out[c] = np.log(p / p.sum()) - np.log(q / q.sum())
+        out[c] = np.log(p / (alpha * ref + df[c].sum())) - np.log(q / (alpha * ref + q.sum() - alpha * len(q)))
     return out
 
 
@@ -82,11 +84,19 @@ def nbsvm_fit(x: sp.csr_matrix, y: np.ndarray, c: float, alpha: float, beta: flo
 
 
 def oof_nbsvm(x: sp.csr_matrix, y: np.ndarray, c: float, alpha: float, beta: float,
-              kind: str = "svm") -> np.ndarray:
+              kind: str = "svm", min_df: int = 0, prune: str = "after") -> np.ndarray:
+    """Out-of-fold scores. min_df > 0: buckets in fewer training-fold texts get no weight, either dropped
+    from the stored table after fitting on all of them (prune 'after', what a compact run-time table
+    does) or removed before fitting too ('before')."""
     out = np.zeros((len(y), 3))
     for tr, te in folds(y):
-        ratio = log_count_ratio(class_df(x, y, tr), alpha)
-        coef, bias = nbsvm_fit(x[tr], y[tr], c, alpha, beta, ratio, kind)
+        df = class_df(x, y, tr)
+        ratio = log_count_ratio(df, alpha)
+        keep = df.sum(axis=0) >= min_df
+        xtr = x[tr] @ sp.diags(keep.astype(np.float64)) if min_df and prune == "before" else x[tr]
+        coef, bias = nbsvm_fit(xtr, y[tr], c, alpha, beta, ratio, kind)
+        if min_df:
+            coef[~keep] = 0.0
         out[te] = x[te] @ coef + bias
     return out
 
@@ -154,6 +164,7 @@ def main() -> None:
     parser.add_argument("--net-cfg", default="{}", help="JSON overrides of sentiment_nn.DEFAULTS")
     parser.add_argument("--net-name", default="net", help="cache name of the network variant")
     parser.add_argument("--idf", choices=("cfg", "on", "off"), default="cfg")
+    parser.add_argument("--bits", type=int, default=0, help="linear hash space bits (default: the language's)")
     parser.add_argument("--mix", help="'+'-joined cached variant names to mix")
     parser.add_argument("--step", type=float, default=0.25)
     parser.add_argument("--net", default="")
@@ -168,6 +179,8 @@ def main() -> None:
     cfg = dict(ts.FEATURES[lang])
     if args.idf != "cfg":
         cfg["idf"] = args.idf == "on"
+    if args.bits:
+        cfg["bits"] = args.bits
     texts, y = ts.load(ts.DEFAULT_DATA / f"{lang}_train.jsonl")
     if args.sublinear:
         doc, bucket, value = sublinear_features(texts, cfg)
@@ -177,6 +190,10 @@ def main() -> None:
     x = sp.csr_matrix((value * idf[bucket] if idf is not None else value, (doc, bucket)),
                       shape=(len(texts), 1 << cfg["bits"]))
     tag = f"{lang}{'_idf' if cfg['idf'] else ''}{'_sub' if args.sublinear else ''}"
+    if args.bits:
+        tag += f"_b{args.bits}"
+    if os.environ.get("KLAXON_CV_NB_BUCKETS"):
+        tag += f"_nb{os.environ['KLAXON_CV_NB_BUCKETS']}"
     only = set(filter(None, args.only.split(",")))
     variants: dict[str, Any] = {}
     for c in ts.C_GRID[lang]:
@@ -194,6 +211,11 @@ def main() -> None:
             variants[f"nbsvm_C{c}_a{alpha}_b1.0"] = lambda c=c, a=alpha: oof_nbsvm(x, y, c, a, 1.0)
     for c in (1.0, 3.0) if lang == "he" else (3.0,):
         variants[f"nblr_C{c}"] = lambda c=c: oof_nbsvm(x, y, c, 1.0, 1.0, "lr")
+    kind, c_best = ("lr", 1.0) if lang == "he" else ("svm", 0.3)
+    for min_df in (2, 3):
+        for prune in ("after", "before"):
+            variants[f"df{min_df}{prune}_{kind}_C{c_best}"] = lambda m=min_df, p=prune: oof_nbsvm(
+                x, y, c_best, 1.0, 1.0, kind, m, p)
     for c in (1.0, 3.0, 10.0) if lang == "he" else (3.0, 10.0):
         variants[f"lr_C{c}"] = lambda c=c: oof_lr(x, y, c)
     if args.seeds:

@@ -49,14 +49,24 @@ SEED = 20240607
 LABELS = list(bundled.LABELS)
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "sentiment"
 FEATURES: dict[str, dict[str, Any]] = {
-    "en": {"bits": 18, "nn_bits": 17, "char_min": 2, "char_max": 5, "word_weight": 1.0, "char_weight": 1.0,
+    "en": {"bits": 22, "nn_bits": 17, "char_min": 2, "char_max": 5, "word_weight": 1.0, "char_weight": 1.0,
            "idf": False},
     "he": {"bits": 18, "nn_bits": 17, "char_min": 2, "char_max": 5, "word_weight": 1.0, "char_weight": 1.0,
            "idf": True},
 }
-"""Linear weights over 2^18 hashed buckets (2^17 cost English 0.006 of CV objective), the network's
-int8 embedding over 2^17 (the bucket's top 17 bits). IDF weighting by CV of the linear model: Hebrew
-0.787 -> 0.794 negative F1, English objective 0.618 -> 0.616, so Hebrew only."""
+"""Linear weights over 2^18 hashed buckets for Hebrew, 2^22 for English (English train has 938k distinct
+n-grams, 3.7 per bucket at 2^18: CV objective 0.6277 -> 0.6378 at 2^22, and 0.6353 -> 0.6419 mixed with the
+CNN; Hebrew, 315k n-grams, gains nothing in its network mix), the network's int8 embedding over 2^17 (the
+bucket's top 17 bits). IDF weighting by CV of the linear model: Hebrew 0.787 -> 0.794 negative F1, English
+objective 0.618 -> 0.616, so Hebrew only."""
+MIN_DF = {"en": 2, "he": 0}
+"""Stored linear table: buckets in fewer train texts than this get no row (0 = a dense table). English keeps
+the 371k of its 840k occupied buckets seen in >= 2 texts (CV cost 0.0006 objective, in the CNN mix 0.0008),
+in a bitmap-indexed table (bundled.table_rows): 1.9 MB instead of 12.6 MB dense."""
+NB_BUCKETS = 1 << 18
+"""Bucket count in the NB ratios' smoothing normaliser (alpha per bucket): fixed rather than the hash space,
+so a larger hash space does not also change the ratios' constant term (with the space's own 2^22 English
+CV fell from 0.6378 to 0.6334; 2^16 scored the same as 2^18)."""
 LINEAR = {"en": "nbsvm", "he": "nblr"}
 """Linear model per language: 'svm' (one-vs-rest linear SVM), 'nbsvm' / 'nblr' (Wang & Manning 2012:
 one-vs-rest SVM / logistic regression on features scaled by naive-Bayes log-count ratios). All three are
@@ -150,31 +160,45 @@ def make_model(c: float) -> LinearSVC:
     return LinearSVC(C=c, class_weight="balanced", random_state=SEED, max_iter=5000)
 
 
-def log_count_ratios(x: sp.csr_matrix, y: np.ndarray, alpha: float = NB_ALPHA) -> np.ndarray:
-    """Naive-Bayes log-count ratio per class (one vs rest) and bucket, 3 x buckets (Wang & Manning 2012):
-    log of the smoothed share of class-c texts containing the bucket over that share in the other texts."""
+def document_counts(x: sp.csr_matrix, y: np.ndarray) -> np.ndarray:
+    """Per class, in how many texts each bucket occurs: 3 x buckets."""
     present = x.copy()
     present.data[:] = 1.0
-    df = np.vstack([np.asarray(present[y == k].sum(axis=0)).ravel() for k in range(len(LABELS))])
-    ratios = np.empty_like(df)
+    return np.vstack([np.asarray(present[y == k].sum(axis=0)).ravel() for k in range(len(LABELS))])
+
+
+def log_count_ratios(df: np.ndarray, alpha: float = NB_ALPHA) -> np.ndarray:
+    """Naive-Bayes log-count ratio per class (one vs rest) and bucket, 3 x buckets (Wang & Manning 2012):
+    log of the smoothed share of class-c texts containing the bucket over that share in the other texts,
+    the shares normalised over NB_BUCKETS buckets' smoothing (not the hash space's)."""
+    ratios = np.empty_like(df, dtype=np.float64)
+    total = df.sum(axis=0)
     for k in range(len(LABELS)):
         p = alpha + df[k]
-        q = alpha + df.sum(axis=0) - df[k]
-        ratios[k] = np.log(p / p.sum()) - np.log(q / q.sum())
+        q = alpha + total - df[k]
+        ratios[k] = (np.log(p / (alpha * NB_BUCKETS + df[k].sum()))
+                     - np.log(q / (alpha * NB_BUCKETS + total.sum() - df[k].sum())))
     return ratios
 
 
-def fit_linear(kind: str, x: sp.csr_matrix, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+def fit_linear(kind: str, x: sp.csr_matrix, y: np.ndarray, c: float,
+               min_df: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(weights over x's columns, buckets x 3; biases, 3) of one linear model ('svm', 'nbsvm', 'nblr').
 
     NB variants: per class, a binary model on x scaled column-wise by that class's log-count ratios; the
     ratios are then folded into its weights, so the result scores unscaled x like any linear model. The
     binary models weigh the class's texts as one-vs-rest 'balanced' LinearSVC does (n / (3 n_c) vs 1).
+    min_df: weights of buckets in fewer of these texts are zeroed after fitting (the stored table has no
+    row for them), so CV scores what the run time computes.
     """
     if kind == "svm":
         svm = make_model(c).fit(x, y)
-        return svm.coef_.T.copy(), svm.intercept_.copy()
-    ratios = log_count_ratios(x, y)
+        coef, bias = svm.coef_.T.copy(), svm.intercept_.copy()
+        if min_df:
+            coef[document_counts(x, y).sum(axis=0) < min_df] = 0.0
+        return coef, bias
+    df = document_counts(x, y)
+    ratios = log_count_ratios(df)
     counts = np.bincount(y, minlength=len(LABELS))
     coef = np.zeros((x.shape[1], len(LABELS)))
     bias = np.zeros(len(LABELS))
@@ -190,15 +214,17 @@ def fit_linear(kind: str, x: sp.csr_matrix, y: np.ndarray, c: float) -> tuple[np
         model.fit(x @ sp.diags(ratios[k]), (y == k).astype(np.int64))
         coef[:, k] = model.coef_.ravel() * ratios[k]
         bias[k] = model.intercept_[0]
+    if min_df:
+        coef[df.sum(axis=0) < min_df] = 0.0
     return coef, bias
 
 
-def out_of_fold(x: sp.csr_matrix, y: np.ndarray, c: float, kind: str = "svm") -> np.ndarray:
-    """Out-of-fold decision scores from FOLDS-fold stratified CV on train (NB ratios from the training
-    folds only)."""
+def out_of_fold(x: sp.csr_matrix, y: np.ndarray, c: float, kind: str = "svm", min_df: int = 0) -> np.ndarray:
+    """Out-of-fold decision scores from FOLDS-fold stratified CV on train (NB ratios and pruning from the
+    training folds only)."""
     oof = np.zeros((len(y), len(LABELS)))
     for train, test in StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(x, y):
-        coef, bias = fit_linear(kind, x[train], y[train], c)
+        coef, bias = fit_linear(kind, x[train], y[train], c, min_df)
         oof[test] = x[test] @ coef + bias
     return oof
 
@@ -277,12 +303,12 @@ def train_language(lang: str, data: Path, network_cfg: dict[str, Any] | None = N
 
     linear_oof = {}
     for c in C_GRID[lang]:
-        tag = zlib.crc32(json.dumps(cfg, sort_keys=True).encode())
+        tag = zlib.crc32(json.dumps({**cfg, "min_df": MIN_DF[lang], "nb": NB_BUCKETS}, sort_keys=True).encode())
         key = cache / f"{lang}_{LINEAR[lang]}_{c}_{tag}.npy" if cache else None
         if key is not None and key.exists():
             linear_oof[c] = np.load(key)
         else:
-            linear_oof[c] = out_of_fold(x, y, c, LINEAR[lang])
+            linear_oof[c] = out_of_fold(x, y, c, LINEAR[lang], MIN_DF[lang])
             if key is not None:
                 np.save(key, linear_oof[c])
     best_c, _ = choose(lang, "C", linear_oof, y)
@@ -314,7 +340,7 @@ def train_language(lang: str, data: Path, network_cfg: dict[str, Any] | None = N
     if network_cfg is not None:
         return None
 
-    coef, intercept = fit_linear(LINEAR[lang], x, y, best_c)
+    coef, intercept = fit_linear(LINEAR[lang], x, y, best_c, MIN_DF[lang])
     nn_weight, linear_weight = weight / net_spread, (1 - weight) / lin_spread
     exact = linear_weight * (x @ coef)
     runtime = {**cfg, "nn_weight": 0.0, "linear_weight": linear_weight}
@@ -338,9 +364,15 @@ def train_language(lang: str, data: Path, network_cfg: dict[str, Any] | None = N
     lin, lin_scale = quantise(coef * (idf[:, None] if idf is not None else 1.0))  # IDF folded in
     bias = linear_weight * intercept + offsets
     exact = (exact + bias).argmax(1)
-    arrays = {"emb": emb, "emb_scale": emb_scale, "lin": lin, "lin_scale": lin_scale, **layers,
-              "bias": bias.astype(np.float32)}
-    report = {"linear": LINEAR[lang], "C": best_c, "epochs": epochs, "network_weight": weight, "cv_folds": FOLDS,
+    arrays = {"emb": emb, "emb_scale": emb_scale, "lin_scale": lin_scale, **layers, "bias": bias.astype(np.float32)}
+    if MIN_DF[lang]:
+        kept = document_counts(x, y).sum(axis=0) >= MIN_DF[lang]
+        arrays.update(zip(("lin", "lin_bitmap", "lin_rank"), bundled.sparse_table(lin, kept), strict=True))
+        runtime["lin_sparse"] = True
+    else:
+        arrays["lin"] = lin
+    report = {"linear": LINEAR[lang], "C": best_c, "min_df": MIN_DF[lang], "nb_buckets": NB_BUCKETS,
+              "epochs": epochs, "network_weight": weight, "cv_folds": FOLDS,
               "cv": cv, "cv_objective": round(score, 4), "train_rows": len(texts), "network": NETWORK[lang],
               "cnn": CNN[lang]}
     return {f"{lang}_{k}": v for k, v in arrays.items()}, runtime, {**report, "_exact": exact}

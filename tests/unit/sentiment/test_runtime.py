@@ -65,7 +65,12 @@ def test_artefact_is_small_and_self_describing() -> None:
         part = model[lang]
         cfg = part["cfg"]
         assert arrays[f"{lang}_emb"].dtype == arrays[f"{lang}_lin"].dtype == np.int8
-        assert part["lin"].shape == (1 << cfg["bits"], 3)
+        if cfg.get("lin_sparse"):  # only the kept buckets have rows, indexed by a bitmap
+            assert part["lin_bitmap"].shape == (1 << (cfg["bits"] - 6),) and part["lin_bitmap"].dtype == np.uint64
+            kept = int(np.bitwise_count(part["lin_bitmap"]).sum())
+            assert part["lin"].shape == (kept + 1, 3) and not part["lin"][0].any()
+        else:
+            assert part["lin"].shape == (1 << cfg["bits"], 3)
         if part["emb"].shape[1]:  # a language may be linear only (an empty network)
             assert part["emb"].shape[0] == 1 << cfg["nn_bits"] <= 1 << cfg["bits"]
         assert part["w1"].shape[0] == part["emb"].shape[1] and part["w2"].shape == (part["w1"].shape[1], 3)
@@ -98,8 +103,27 @@ def test_runtime_sums_match_the_training_features() -> None:
             emb = part["emb"].astype(np.float64) * part["emb_scale"]
             np.add.at(expect[:, :dim], doc, value[:, None] * emb[bucket >> (cfg["bits"] - cfg["nn_bits"])])
         lin = part["lin"].astype(np.float64) * part["lin_scale"]
-        np.add.at(expect[:, dim:], doc, value[:, None] * lin[bucket])
+        np.add.at(expect[:, dim:], doc, value[:, None] * lin[bundled.table_rows(bucket, part)])
         assert np.allclose(bundled.bags(texts, part), expect, rtol=1e-4, atol=1e-4)
+
+
+def test_sparse_table_rows_equal_a_lookup_of_the_kept_buckets() -> None:
+    """The bitmap rank gives each kept bucket its own row and every other bucket the zero row, including
+    buckets at word edges (bit 0 and bit 63) and in empty and full words."""
+    rng = np.random.default_rng(7)
+    kept = rng.random(1 << 12) < 0.3
+    kept[64:128] = True  # a full word
+    kept[128:192] = False  # an empty word
+    kept[[0, 63, 191, 4095]] = True
+    table = rng.integers(-127, 128, size=(1 << 12, 3)).astype(np.int8)
+    rows, bitmap, rank = bundled.sparse_table(table, kept)
+    part = {"lin": rows, "lin_bitmap": bitmap, "lin_rank": rank}
+    buckets = np.arange(1 << 12, dtype=np.int64)
+    got = bundled.table_rows(buckets, part)
+    assert np.array_equal(rows[got][kept], table[kept])
+    assert np.array_equal(got[~kept], np.zeros((~kept).sum()))
+    assert sorted(got[kept].tolist()) == list(range(1, kept.sum() + 1))
+    assert np.array_equal(bundled.table_rows(buckets, {"lin": table}), buckets)  # dense: the bucket itself
 
 
 CNN_TEXTS = ["Not good at all :( #fail", "", "ok", "אחלה שירות, ממש לא מרוצה", "looove it!!! 😍 http://x.co/a",
