@@ -35,25 +35,6 @@ def folds(y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(StratifiedKFold(ts.FOLDS, shuffle=True, random_state=ts.SEED).split(np.zeros(len(y)), y))
 
 
-def class_df(x: sp.csr_matrix, y: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Per class, in how many of the given rows each bucket occurs (3 x buckets)."""
-    present = x[rows].copy()
-    present.data[:] = 1.0
-    return np.vstack([np.asarray(present[y[rows] == c].sum(axis=0)).ravel() for c in range(3)])
-
-
-def log_count_ratio(df: np.ndarray, alpha: float) -> np.ndarray:
-    """Wang & Manning (2012) NB log-count ratios per class (one vs rest): 3 x buckets."""
-    out = np.empty_like(df, dtype=np.float64)
-    # the smoothing normaliser's bucket count: the build's NB_BUCKETS, or an experiment's (0: the hash space)
-    ref = float(os.environ.get("KLAXON_CV_NB_BUCKETS", ts.NB_BUCKETS)) or df.shape[1]
-    for c in range(3):
-        p = alpha + df[c]
-        q = alpha + df.sum(axis=0) - df[c]
-        out[c] = np.log(p / (alpha * ref + df[c].sum())) - np.log(q / (alpha * ref + q.sum() - alpha * len(q)))
-    return out
-
-
 def balanced_weights(y: np.ndarray) -> np.ndarray:
     """sklearn's 'balanced' class weights n / (k * count)."""
     counts = np.bincount(y, minlength=3).astype(np.float64)
@@ -90,8 +71,8 @@ def oof_nbsvm(x: sp.csr_matrix, y: np.ndarray, c: float, alpha: float, beta: flo
     does) or removed before fitting too ('before')."""
     out = np.zeros((len(y), 3))
     for tr, te in folds(y):
-        df = class_df(x, y, tr)
-        ratio = log_count_ratio(df, alpha)
+        df = ts.document_counts(x[tr], y[tr])
+        ratio = ts.log_count_ratios(df, alpha)
         keep = df.sum(axis=0) >= min_df
         xtr = x[tr] @ sp.diags(keep.astype(np.float64)) if min_df and prune == "before" else x[tr]
         coef, bias = nbsvm_fit(xtr, y[tr], c, alpha, beta, ratio, kind)
@@ -171,6 +152,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
     lang = args.lang
+    if os.environ.get("KLAXON_CV_NB_BUCKETS"):  # experiment: the NB normaliser's bucket count
+        ts.NB_BUCKETS = int(os.environ["KLAXON_CV_NB_BUCKETS"])
     if args.mix:
         mixes(lang, args.cache, args.mix, args.step, args.net, max(args.seeds, 1), args.epochs)
         return
