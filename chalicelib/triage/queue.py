@@ -94,8 +94,18 @@ def entry_pk(brand: str) -> str:
     return f"triage#{brand}"
 
 
-def entry_id_for(brand: str, mention: Mention) -> str:
-    return "tq_" + hashlib.blake2b(f"{brand}|{mention.key}".encode(), digest_size=10).hexdigest()
+def entry_id_for(brand: str, mention: Mention, generation: int = 0) -> str:
+    """The id of the entry `mention` opens. generation: the retention period it is opened in (clock //
+    retention, see `_generation`). The post's member record lives one retention period, so the same post
+    can only open an entry again in a later period, under a new id: its old entry may still be alive
+    (a copy that joined it renewed its expiry), and reusing that id would fail on every delivery."""
+    key = f"{brand}|{mention.key}" + (f"|{generation}" if generation else "")
+    return "tq_" + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+
+
+def _generation(clock: float, expires: int) -> int:
+    """The retention period `clock` falls in (expires = clock + retention)."""
+    return int(clock) // max(1, expires - int(clock))
 
 
 def fingerprint(text: str) -> str | None:
@@ -253,7 +263,7 @@ def _plan(
         }
         entry_id = next((eid for eid in named.values() if eid in open_ids), None)
         if entry_id is None:
-            entry_id = entry_id_for(brand, mention)
+            entry_id = entry_id_for(brand, mention, _generation(clock, expires))
             plan.new_entries[entry_id] = _new_entry(
                 pk, entry_id, mention, result, target_minutes(mention.platform), clock, expires
             )
@@ -371,7 +381,7 @@ def _enqueue_group(
                 raise
         time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 5)))
     if len(group) == 1:
-        return [Enqueued(CONTENDED, entry_id_for(rules.brand, group[0]))]
+        return [Enqueued(CONTENDED, entry_id_for(rules.brand, group[0], _generation(clock, expires)))]
     return [done for m in group for done in _enqueue_group([m], rules, target_minutes, clock, cfg)]
 
 

@@ -527,6 +527,29 @@ def test_expired_items_are_absent_though_moto_keeps_them(env: Any) -> None:
     assert [e.count for e in queue.list_entries(BRAND)] == [1]
 
 
+def test_a_post_seen_again_after_its_member_expired_gets_a_new_entry_beside_its_live_old_one(env: Any) -> None:
+    """A copy joining a post's entry keeps the entry alive past the post's own member record; once that
+    entry is handled, the post delivered again after its record expired (past the deduplication horizon)
+    is queued afresh, in a new entry, rather than colliding with its old entry's id and coming back
+    contended on every delivery."""
+    from chalicelib.playbooks.loader import default_playbooks
+    from chalicelib.triage.service import rules_for
+
+    rules = rules_for(BRAND, default_playbooks())
+    day = 86400.0
+    t0 = time.time()
+    text = "@AcmeTelecom No service in Haifa since the morning. When will it be fixed?"
+    first = mention("late1", text, minutes_ago=1, handle="orig", now=t0)
+    assert queue.enqueue(first, rules, target_minutes=30, now=t0).outcome == "new"
+    copy = mention("late2", text, minutes_ago=1, handle="copier", now=t0 + 20 * day)
+    joined = queue.enqueue(copy, rules, target_minutes=30, now=t0 + 20 * day)
+    assert joined.outcome == "joined"
+    queue.mark_handled(BRAND, joined.entry_id, actor="noa-ben-david", via="api", now=t0 + 21 * day)
+    again = queue.enqueue(first, rules, target_minutes=30, now=t0 + 31 * day)
+    assert again.outcome == "new" and again.entry_id != joined.entry_id
+    assert again.entry_id in {e.entry_id for e in queue.list_entries(BRAND, status="all", now=t0 + 31 * day)}
+
+
 def test_batched_writes_give_what_one_by_one_gives(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """queue.enqueue_many on groups of posts (one transaction per group: items touched by several posts
     merged into one write) against queue.enqueue (a group of one per post) on the same stream in two
@@ -609,9 +632,11 @@ def test_a_post_that_keeps_losing_the_triage_race_fails_alone_and_is_triaged_on_
     lost = []
 
     def others_always_win(plan: Any, *args: Any) -> None:
-        if queue.entry_id_for(BRAND, hot) in {*plan.new_entries, *plan.joined}:
+        _, clock, expires = args
+        hot_id = queue.entry_id_for(BRAND, hot, queue._generation(clock, expires))
+        if hot_id in {*plan.new_entries, *plan.joined}:
             # What moto answers when another writer changed an item first: a real cancelled transaction.
-            other_writer = TriageEntryItem(queue.entry_pk(BRAND), "e#" + queue.entry_id_for(BRAND, hot))
+            other_writer = TriageEntryItem(queue.entry_pk(BRAND), "e#" + hot_id)
             try:
                 with queue.TransactWrite(connection=queue._conn()) as tx:
                     tx.condition_check(TriageEntryItem, other_writer.pk, other_writer.sk,
