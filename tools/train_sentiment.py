@@ -191,13 +191,19 @@ def fit_linear(kind: str, x: sp.csr_matrix, y: np.ndarray, c: float,
     min_df: weights of buckets in fewer of these texts are zeroed after fitting (the stored table has no
     row for them), so CV scores what the run time computes.
     """
+    df = document_counts(x, y)
+    coef, bias = _fit_unpruned(kind, x, y, c, df)
+    if min_df:
+        coef[df.sum(axis=0) < min_df] = 0.0
+    return coef, bias
+
+
+def _fit_unpruned(kind: str, x: sp.csr_matrix, y: np.ndarray, c: float,
+                  df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """fit_linear before pruning; df: document_counts(x, y), for the NB ratios."""
     if kind == "svm":
         svm = make_model(c).fit(x, y)
-        coef, bias = svm.coef_.T.copy(), svm.intercept_.copy()
-        if min_df:
-            coef[document_counts(x, y).sum(axis=0) < min_df] = 0.0
-        return coef, bias
-    df = document_counts(x, y)
+        return svm.coef_.T.copy(), svm.intercept_.copy()
     ratios = log_count_ratios(df)
     counts = np.bincount(y, minlength=len(LABELS))
     coef = np.zeros((x.shape[1], len(LABELS)))
@@ -214,8 +220,6 @@ def fit_linear(kind: str, x: sp.csr_matrix, y: np.ndarray, c: float,
         model.fit(x @ sp.diags(ratios[k]), (y == k).astype(np.int64))
         coef[:, k] = model.coef_.ravel() * ratios[k]
         bias[k] = model.intercept_[0]
-    if min_df:
-        coef[df.sum(axis=0) < min_df] = 0.0
     return coef, bias
 
 
